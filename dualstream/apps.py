@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DualstreamConfig(AppConfig):
+    name = "dualstream"
+    verbose_name = "dualstream"

@@ -1,0 +1,48 @@
+"""Settings for dualstream, with their defaults in one place.
+
+Override any of them in ``settings.py``::
+
+    DUALSTREAM = {"HEARTBEAT": 10.0}
+
+Values are read on every access, so ``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.module_loading import import_string
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds of silence after which a keep-alive comment is sent; None disables.
+    "HEARTBEAT": 15.0,
+    # Mode used when neither a query parameter nor Accept decides: "json", "sse" or "ndjson".
+    "DEFAULT_MODE": "json",
+    # Encoder for every JSON value dualstream writes (a class or its dotted path).
+    "JSON_ENCODER": DjangoJSONEncoder,
+    # Bytes of encoded output that may wait for a slow client before produce() is paused.
+    "BUFFER_SIZE": 64 * 1024,
+}
+
+
+def get(name: str) -> Any:
+    """The value of one setting: the project's, or the default."""
+    value = getattr(settings, "DUALSTREAM", {}).get(name, DEFAULTS[name])
+    if name == "JSON_ENCODER" and isinstance(value, str):
+        value = import_string(value)
+    return value
+
+
+class Setting:
+    """A view attribute whose default is a setting, so a subclass or ``as_view()`` can override it.
+
+    A plain class attribute would freeze the setting at import time.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return get(self.name)

@@ -1,0 +1,43 @@
+"""Exceptions as HTTP statuses and JSON bodies, the same before and after a response has started."""
+
+from __future__ import annotations
+
+import traceback
+from http import HTTPStatus
+from typing import Any
+
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404
+
+# Exceptions whose message is written for the client, as Django's own views treat them.
+_CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
+    (Http404, 404),
+    (PermissionDenied, 403),
+    (BadRequest, 400),
+)
+
+
+def status_for(exc: Exception) -> int:
+    """The HTTP status Django itself would answer ``exc`` with."""
+    for cls, status in _CLIENT_ERRORS:
+        if isinstance(exc, cls):
+            return status
+    if isinstance(exc, SuspiciousOperation):
+        return 400
+    return 500
+
+
+def error_body(status: int, message: str | None = None, *, exc: BaseException | None = None, debug: bool = False) -> dict[str, Any]:
+    """``{"error": {"status", "message"}}``; with ``debug``, the exception's type and traceback too."""
+    error: dict[str, Any] = {"status": status, "message": message or HTTPStatus(status).phrase}
+    if debug and exc is not None:
+        error["type"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        error["traceback"] = "".join(traceback.format_exception(exc))
+    return {"error": error}
+
+
+def exception_body(exc: Exception, *, debug: bool) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body for ``exc``; its message is shown only if meant for the client, or in debug."""
+    status = status_for(exc)
+    shown = debug or any(isinstance(exc, cls) for cls, _ in _CLIENT_ERRORS)
+    return status, error_body(status, str(exc) if shown else None, exc=exc, debug=debug)

@@ -1,0 +1,141 @@
+"""Which answer a request asks for: pure functions over the query string and ``Accept``.
+
+Order of precedence: an explicit ``stream`` or ``format`` parameter, then
+``Accept`` (with q-values), then the view's default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import Enum
+
+
+class Mode(str, Enum):
+    """The three ways one endpoint can answer."""
+
+    JSON = "json"  # batch: one JSON document once produce() has finished
+    SSE = "sse"  # Server-Sent Events, each item as it is produced
+    NDJSON = "ndjson"  # one JSON value per line, each item as it is produced
+
+    @property
+    def streams(self) -> bool:
+        return self is not Mode.JSON
+
+
+MEDIA_TYPES: dict[Mode, str] = {
+    Mode.JSON: "application/json",
+    Mode.SSE: "text/event-stream",
+    Mode.NDJSON: "application/x-ndjson",
+}
+
+_STREAM_VALUES = {
+    **dict.fromkeys(("true", "1", "yes", "on"), Mode.SSE),
+    **dict.fromkeys(("false", "0", "no", "off"), Mode.JSON),
+}
+
+
+class NegotiationError(ValueError):
+    """The request asked for something this endpoint cannot answer; ``status`` says how to refuse."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def negotiate(query: Mapping[str, Sequence[str]], accept: str, default: Mode) -> Mode:
+    """The mode for a request: ``query`` maps each parameter to its values (a ``QueryDict`` does)."""
+    explicit = _from_query(query)
+    if explicit is not None:
+        return explicit
+    return _from_accept(accept, default)
+
+
+def _from_query(query: Mapping[str, Sequence[str]]) -> Mode | None:
+    modes: set[Mode] = set()
+    for value in _values(query, "stream"):
+        mode = _STREAM_VALUES.get(value.lower())
+        if mode is None:
+            raise NegotiationError(
+                f"Invalid value for 'stream': {value!r}. Use one of true, 1, yes, on, false, 0, no, off."
+            )
+        modes.add(mode)
+    for value in _values(query, "format"):
+        try:
+            modes.add(Mode(value.lower()))
+        except ValueError:
+            raise NegotiationError(
+                f"Invalid value for 'format': {value!r}. Use one of sse, json, ndjson."
+            ) from None
+    if len(modes) > 1:
+        raise NegotiationError("The 'stream' and 'format' parameters ask for different answers.")
+    return modes.pop() if modes else None
+
+
+def _values(query: Mapping[str, Sequence[str]], name: str) -> Sequence[str]:
+    getlist = getattr(query, "getlist", None)  # a QueryDict's [] gives only the last value
+    if getlist is not None:
+        return getlist(name)
+    value = query.get(name, ())
+    return [value] if isinstance(value, str) else value
+
+
+def _from_accept(accept: str, default: Mode) -> Mode:
+    ranges = parse_accept(accept)
+    if not ranges:
+        return default
+    # For each mode: (q, specificity) of the most specific range that matches it.
+    scores: dict[Mode, tuple[float, int]] = {}
+    for mode, media_type in MEDIA_TYPES.items():
+        matches = [(spec, q) for pattern, q in ranges if (spec := _specificity(pattern, media_type)) >= 0]
+        if matches:
+            spec, q = max(matches)
+            scores[mode] = (q, spec)
+    wanted = [mode for mode, (q, _) in scores.items() if q > 0]
+    if wanted:
+        # Highest q; then the most specific match; then the view's default; then declaration order.
+        order = list(Mode)
+        return max(wanted, key=lambda m: (*scores[m], m is default, -order.index(m)))
+    refused = {mode for mode, (q, _) in scores.items() if q == 0}
+    if default not in refused:
+        return default  # Accept names nothing we serve (e.g. only text/html): answer as usual.
+    for mode in Mode:
+        if mode not in refused:
+            return mode
+    raise NegotiationError(
+        "The Accept header refuses every available format: "
+        + ", ".join(MEDIA_TYPES.values()),
+        status=406,
+    )
+
+
+def parse_accept(header: str) -> list[tuple[str, float]]:
+    """``[(media range, q)]`` from an ``Accept`` header; malformed ranges are skipped, not fatal."""
+    ranges = []
+    for part in header.split(","):
+        media_range, *params = (piece.strip() for piece in part.split(";"))
+        media_range = media_range.lower()
+        if media_range.count("/") != 1 or not all(media_range.split("/")):
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = -1.0
+        if 0.0 <= q <= 1.0:
+            ranges.append((media_range, q))
+    return ranges
+
+
+def _specificity(pattern: str, media_type: str) -> int:
+    """2 for an exact match, 1 for ``type/*``, 0 for ``*/*``, -1 if the range does not match."""
+    if pattern == media_type:
+        return 2
+    if pattern == "*/*":
+        return 0
+    kind, _, subtype = pattern.partition("/")
+    if subtype == "*" and media_type.startswith(kind + "/"):
+        return 1
+    return -1

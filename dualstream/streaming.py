@@ -1,0 +1,260 @@
+"""The pump: runs ``produce()`` and turns its items into response bytes.
+
+``produce()`` runs in one task per response, writing rendered text into a
+small buffer; the response iterator takes everything buffered at once. So:
+
+* a slow client fills the buffer and pauses ``produce()`` (backpressure, flat memory);
+* a fast producer has its items coalesced into one write per turn of the
+  event loop, while a lone item is written at once;
+* heartbeats come from one timer per stream, not from a timeout per item,
+  and ``produce()`` is never awaited from two places, so closing it cannot
+  hit "aclose(): asynchronous generator is already running".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import aclosing
+from typing import Any, TypeVar
+
+from django.http import StreamingHttpResponse
+
+from .renderers import Renderer
+
+T = TypeVar("T")
+
+
+class Pump:
+    """Moves items from ``produce()`` to the response: one producer task, one consumer."""
+
+    def __init__(
+        self,
+        items: AsyncGenerator[Any, None],
+        renderer: Renderer,
+        *,
+        heartbeat: float | None,
+        buffer_size: int,
+        on_error: Callable[[Exception], Awaitable[str | None]],
+    ) -> None:
+        self._items = items
+        self._renderer = renderer
+        self._heartbeat = heartbeat if renderer.heartbeat else None
+        self._limit = buffer_size
+        self._on_error = on_error
+        start = renderer.start()
+        self._buffer: list[str] = [start] if start else []
+        self._size = len(start)
+        self._has_items = False
+        self._finished = False
+        self._error: Exception | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # At most one waiter on each side, and only while it actually waits.
+        self._consumer_waiter: asyncio.Future[None] | None = None
+        self._producer_waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_write = 0.0
+        self._heartbeat_due = False
+
+    async def prime(self, timeout: float | None) -> None:
+        """Wait until ``produce()`` yields its first item, ends, or ``timeout`` passes.
+
+        An exception raised before the first item is raised here, so that the
+        view can still answer with an ordinary HTTP error.
+        """
+        self._ensure_started()
+        if not (self._has_items or self._finished):
+            await self._wait_for_output(timeout)
+        if self._error is not None and not self._has_items:
+            raise self._error
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The response body. Closing it, at any point, cancels ``produce()`` and waits for its ``finally``."""
+        self._ensure_started()
+        loop = self._loop
+        assert loop is not None
+        self._last_write = loop.time()
+        if self._heartbeat is not None:
+            self._timer = loop.call_at(self._last_write + self._heartbeat, self._on_timer)
+        try:
+            while True:
+                if self._buffer:
+                    text = "".join(self._buffer)
+                    self._buffer.clear()
+                    self._size = 0
+                    self._wake(self._producer_waiter)
+                    self._last_write = loop.time()
+                    self._heartbeat_due = False
+                    yield text.encode()
+                elif self._finished:
+                    break
+                elif self._heartbeat_due:
+                    self._heartbeat_due = False
+                    self._last_write = loop.time()
+                    yield self._renderer.heartbeat  # type: ignore[misc]
+                else:
+                    await self._wait_for_output(None)
+            tail = self._renderer.end() if self._error is None else await self._on_error(self._error)
+            if tail:
+                yield tail.encode()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop ``produce()`` now and wait until its ``finally`` has run."""
+        if self._timer is not None:
+            self._timer.cancel()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    def cancel(self) -> None:
+        """``aclose()`` for callers that cannot await: schedules the cancellation on the pump's loop."""
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and not task.done() and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+    def _ensure_started(self) -> None:
+        if self._task is None:
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._produce())
+
+    async def _produce(self) -> None:
+        item_text = self._renderer.item
+        try:
+            async with aclosing(self._items) as items:
+                async for item in items:
+                    text = item_text(item)
+                    self._buffer.append(text)
+                    self._size += len(text)
+                    self._has_items = True
+                    self._wake(self._consumer_waiter)
+                    if self._size >= self._limit:
+                        self._producer_waiter = self._loop.create_future()  # type: ignore[union-attr]
+                        await self._producer_waiter
+        except Exception as exc:  # reported to the client by the consumer; CancelledError propagates
+            self._error = exc
+        finally:
+            self._finished = True
+            self._wake(self._consumer_waiter)
+
+    async def _wait_for_output(self, timeout: float | None) -> None:
+        loop = self._loop
+        assert loop is not None
+        waiter = self._consumer_waiter = loop.create_future()
+        timer = loop.call_later(timeout, self._wake, waiter) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            self._consumer_waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _on_timer(self) -> None:
+        assert self._loop is not None and self._heartbeat is not None
+        now = self._loop.time()
+        due = self._last_write + self._heartbeat
+        if now >= due - 0.01:  # a timer may fire a hair early
+            self._heartbeat_due = True
+            self._wake(self._consumer_waiter)
+            due = now + self._heartbeat
+        self._timer = self._loop.call_at(due, self._on_timer)
+
+    @staticmethod
+    def _wake(waiter: asyncio.Future[None] | None) -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class BackgroundLoop:
+    """An event loop in a thread of its own: how a WSGI worker runs a pump.
+
+    Under WSGI the loop that runs an async view is closed when the view
+    returns, so the pump must live on a loop that outlasts it.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="dualstream-wsgi", daemon=True)
+        self._thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on this loop, from another loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on this loop, from a plain thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    @property
+    def is_current(self) -> bool:
+        """Whether the caller runs on this loop's thread (where waiting for the loop would deadlock)."""
+        return threading.current_thread() is self._thread
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+            self.loop.close()
+
+
+class StreamResponse(StreamingHttpResponse):
+    """A streaming response that always closes its pump, under ASGI and WSGI alike.
+
+    Django's ASGI handler closes only its own wrapper around the body: if the
+    client leaves while a chunk is being sent, the iterators below it would be
+    left to the garbage collector. This response closes the pump itself.
+    Under WSGI (``runserver``, gunicorn sync workers) Django would consume an
+    async body completely before sending anything; given the ``BackgroundLoop``
+    its pump runs on, ``__iter__`` hands over each chunk as it comes instead.
+    """
+
+    def __init__(self, pump: Pump, *, wsgi_loop: BackgroundLoop | None = None, **kwargs: Any) -> None:
+        self._chunks = pump.chunks()
+        super().__init__(self._chunks, **kwargs)
+        self._pump = pump
+        self._wsgi_loop = wsgi_loop
+        self._resource_closers.append(self._close_wsgi_loop if wsgi_loop else pump.cancel)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        # Skip Django's per-chunk wrappers unless a middleware replaced the content.
+        source = self._chunks if self._iterator is self._chunks else super().__aiter__()
+        try:
+            async for chunk in source:
+                yield chunk
+        finally:
+            await self._chunks.aclose()  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._wsgi_loop is None:
+            raise TypeError("This response was made for an ASGI server; iterate it with 'async for'.")
+        body = self._iter_wsgi(self._wsgi_loop)
+        # A WSGI server closes the response, not the iterator it got from it.
+        self._resource_closers.insert(0, body.close)
+        return body
+
+    def _iter_wsgi(self, loop: BackgroundLoop) -> Iterator[bytes]:
+        source = self.__aiter__()
+        try:
+            while True:
+                try:
+                    yield loop.run_sync(_next(source))
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_sync(source.aclose())  # type: ignore[attr-defined]
+            loop.close()
+
+    def _close_wsgi_loop(self) -> None:
+        assert self._wsgi_loop is not None
+        # Closed from within the body (Django's test client does so): _iter_wsgi finishes the job.
+        if not (self._wsgi_loop.is_current or self._wsgi_loop.loop.is_closed()):
+            self._wsgi_loop.run_sync(self._pump.aclose())
+            self._wsgi_loop.close()
+
+
+async def _next(iterator: AsyncIterator[T]) -> T:
+    return await anext(iterator)

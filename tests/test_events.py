@@ -1,0 +1,119 @@
+"""Event validation and SSE encoding, checked against a spec-conformant parser (httpx-sse)."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+
+import pytest
+from django.core.serializers.json import DjangoJSONEncoder
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dualstream import Event
+from dualstream.events import data_field
+
+dumps = DjangoJSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def parse(text: str, chunk: int | None = None) -> list:
+    """Events as a conformant client sees them, optionally fed in chunks of ``chunk`` characters."""
+    lines, decoder, events = SSELineDecoder(), SSEDecoder(), []
+    pieces = [text] if chunk is None else [text[i : i + chunk] for i in range(0, len(text), chunk)]
+    for piece in pieces:
+        for line in lines.decode(piece):
+            if (event := decoder.decode(line)) is not None:
+                events.append(event)
+    for line in lines.flush():
+        if (event := decoder.decode(line)) is not None:
+            events.append(event)
+    return events
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"event": "a\nb"}, "event"),
+        ({"event": "a\rb"}, "event"),
+        ({"event": "a\0b"}, "event"),
+        ({"id": "1\n"}, "id"),
+        ({"id": "\r"}, "id"),
+        ({"id": "1\x002"}, "id"),
+        ({"retry": -1}, "retry"),
+        ({"retry": 1.5}, "retry"),
+        ({"retry": "1000"}, "retry"),
+        ({"retry": True}, "retry"),
+    ],
+)
+def test_invalid_fields_are_refused_when_the_event_is_built(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Event("x", **kwargs)
+
+
+def test_non_string_name_or_id_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        Event("x", id=5)  # type: ignore[arg-type]
+
+
+def test_full_event_encoding_is_exact() -> None:
+    text = Event({"n": 1}, event="progress", id="7", retry=3000).encode(dumps)
+    assert text == 'event: progress\nid: 7\nretry: 3000\ndata: {"n":1}\n\n'
+
+
+def test_strings_are_text_and_everything_else_json() -> None:
+    assert data_field("hi", dumps) == "data: hi\n"
+    assert data_field('"quoted"', dumps) == 'data: "quoted"\n'
+    assert data_field(["a", 1], dumps) == 'data: ["a",1]\n'
+    assert data_field(None, dumps) == "data: null\n"
+    value = {"d": datetime.date(2026, 1, 2), "x": decimal.Decimal("1.5")}
+    assert json.loads(data_field(value, dumps)[len("data: ") :]) == {"d": "2026-01-02", "x": "1.5"}
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        ("a\nb", ["a", "b"]),
+        ("a\r\nb", ["a", "b"]),
+        ("a\rb", ["a", "b"]),
+        ("a\n\nb\r\r\n", ["a", "", "b", "", ""]),
+        ("", [""]),
+    ],
+)
+def test_data_is_split_on_every_line_break(data: str, lines: list[str]) -> None:
+    assert data_field(data, dumps) == "".join(f"data: {line}\n" for line in lines)
+
+
+def test_empty_data_still_dispatches_an_event() -> None:
+    (event,) = parse(Event("").encode(dumps))
+    assert event.data == ""
+
+
+def test_no_bom_is_written_even_for_data_that_starts_with_one() -> None:
+    text = Event("\ufeffhello").encode(dumps)
+    assert text.startswith("data: ")
+    assert parse(text)[0].data == "\ufeffhello"
+
+
+def normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+field_text = st.text().filter(lambda s: not any(c in s for c in "\r\n\0"))
+
+
+@given(data=st.text(), event=st.none() | field_text.filter(bool), id=st.none() | field_text)
+def test_any_string_round_trips_through_a_conformant_parser(data: str, event: str | None, id: str | None) -> None:
+    (parsed,) = parse(Event(data, event=event, id=id).encode(dumps))
+    assert parsed.data == normalise(data)
+    assert parsed.event == (event or "message")
+    if id is not None:
+        assert parsed.id == id
+
+
+@given(items=st.lists(st.text() | st.dictionaries(st.text(), st.integers()), min_size=1, max_size=5), chunk=st.integers(1, 7))
+def test_a_stream_of_events_parses_back_in_any_chunking(items: list, chunk: int) -> None:
+    text = "".join(Event(item).encode(dumps) for item in items)
+    parsed = [e.data for e in parse(text, chunk)]
+    assert parsed == [normalise(i) if isinstance(i, str) else dumps(i) for i in items]

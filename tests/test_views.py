@@ -1,0 +1,211 @@
+"""DualModeView's logic, through Django's test client (which buffers streams: delivery is tested in test_live.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
+from django.test.utils import override_settings
+
+from dualstream import DualModeView
+
+from .probes import new_probe
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client()
+
+
+def body(response) -> bytes:
+    return b"".join(response) if response.streaming else response.content
+
+
+def test_batch_gathers_every_item_as_one_json_document(client: Client) -> None:
+    response = client.get("/count/?n=3")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"items": [{"i": 0}, {"i": 1}, {"i": 2}]}
+
+
+def test_batch_uses_each_events_data_and_django_json(client: Client) -> None:
+    assert client.get("/mixed/").json() == {
+        "items": [
+            "plain text",
+            {"when": "2026-01-02", "amount": "1.50", "id": "12345678-1234-5678-1234-567812345678"},
+            "two\nlines",
+            {"k": [1, 2]},
+            ["a", "b"],
+        ]
+    }
+
+
+def test_ndjson_is_one_json_value_per_line(client: Client) -> None:
+    response = client.get("/mixed/", HTTP_ACCEPT="application/x-ndjson")
+    assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
+    lines = body(response).decode().split("\n")
+    assert lines[-1] == ""
+    assert [json.loads(line) for line in lines[:-1]] == client.get("/mixed/").json()["items"]
+
+
+def test_streamed_batch_is_the_same_document(client: Client) -> None:
+    streamed = client.get("/count-streamed/?n=5")
+    assert streamed.streaming
+    assert json.loads(body(streamed)) == client.get("/count/?n=5").json()
+    assert json.loads(body(client.get("/count-streamed/?n=0"))) == {"items": []}
+
+
+def test_sse_body_is_exact(client: Client) -> None:
+    text = body(client.get("/mixed/?stream=1")).decode()
+    assert text == (
+        "data: plain text\n\n"
+        'data: {"when":"2026-01-02","amount":"1.50","id":"12345678-1234-5678-1234-567812345678"}\n\n'
+        "event: progress\nid: 7\nretry: 3000\ndata: two\ndata: lines\n\n"
+        'data: {"k":[1,2]}\n\n'
+        'data: ["a","b"]\n\n'
+        "event: done\nid: dualstream-completed\ndata: \n\n"
+    )
+
+
+@pytest.mark.parametrize("path", ["/count/", "/count/?stream=1", "/count/?format=ndjson", "/count/?stream=bad", "/nope-404/"])
+def test_every_answer_varies_on_accept(client: Client, path: str) -> None:
+    response = client.get(path)
+    if response.status_code != 404:  # the URLconf's 404 is Django's, not ours
+        assert "Accept" in response["Vary"]
+
+
+def test_bad_mode_parameter_is_a_json_400(client: Client) -> None:
+    response = client.get("/count/?stream=perhaps")
+    assert response.status_code == 400
+    assert "stream" in response.json()["error"]["message"]
+
+
+def test_refusing_every_format_is_a_json_406(client: Client) -> None:
+    response = client.get("/count/", HTTP_ACCEPT="*/*;q=0")
+    assert response.status_code == 406
+    assert response.json()["error"]["status"] == 406
+
+
+@pytest.mark.parametrize("mode", ["", "stream=1", "format=ndjson"])
+@pytest.mark.parametrize(
+    ("fail", "status", "message"),
+    [("404", 404, "No such thing."), ("403", 403, "Not yours."), ("400", 400, "Bad thing."),
+     ("suspicious", 400, "Bad Request"), ("500", 500, "Internal Server Error")],
+)
+def test_errors_before_the_first_item_are_ordinary_http_errors(client: Client, mode: str, fail: str, status: int, message: str) -> None:
+    response = client.get(f"/count/?fail={fail}&after=0&{mode}")
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": {"status": status, "message": message}}
+
+
+def test_batch_failure_after_items_is_an_error_not_a_partial_200(client: Client) -> None:
+    response = client.get("/count/?n=5&fail=500&after=3")
+    assert response.status_code == 500
+    assert "items" not in response.json()
+
+
+def test_internal_details_only_with_debug(client: Client) -> None:
+    assert "internal detail" not in client.get("/count/?fail=500").content.decode()
+    with override_settings(DEBUG=True):
+        error = client.get("/count/?fail=500").json()["error"]
+    assert error["message"] == "internal detail 42"
+    assert error["type"] == "builtins.RuntimeError"
+    assert "Traceback" in error["traceback"]
+
+
+def test_an_error_before_the_first_item_is_logged_once_with_its_traceback(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        client.get("/count/?fail=500")
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert len(records) == 1
+    assert records[0].levelno == logging.ERROR
+    assert records[0].exc_info[1].args == ("internal detail 42",)
+
+
+def test_an_error_after_the_first_event_is_an_error_event_and_no_done(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        response = client.get("/count/?n=5&fail=500&after=2&stream=1")
+        assert response.status_code == 200
+        text = body(response).decode()
+    assert text.count("data: {\"i\"") == 2
+    assert text.endswith('event: error\ndata: {"error":{"status":500,"message":"Internal Server Error"}}\n\n')
+    assert "event: done" not in text
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "Error while streaming" in errors[0].getMessage()
+
+
+def test_an_unserialisable_item_is_an_error_too(client: Client) -> None:
+    assert client.get("/bad-item/?first=1&stream=1").status_code == 500
+    text = body(client.get("/bad-item/?stream=1")).decode()
+    assert text.startswith('data: {"ok":1}\n\n') and "event: error" in text
+    assert client.get("/bad-item/").status_code == 500
+
+
+def test_streamed_batch_failure_leaves_the_document_unterminated(client: Client) -> None:
+    text = body(client.get("/count-streamed/?n=5&fail=500&after=2")).decode()
+    assert text == '{"items":[{"i":0},{"i":1}'
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+
+
+def test_post_runs_the_producer_and_csrf_applies() -> None:
+    assert Client().post("/count/?n=2").json() == {"items": [{"i": 0}, {"i": 1}]}
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.post("/count/?n=2").status_code == 403
+    assert strict.post("/count-csrf-exempt/?n=2").status_code == 200
+
+
+def test_other_methods_are_a_json_405_with_allow(client: Client) -> None:
+    response = client.put("/count/")
+    assert response.status_code == 405
+    assert response.json()["error"]["status"] == 405
+    assert set(response["Allow"].split(", ")) == {"GET", "POST", "HEAD", "OPTIONS"}
+
+
+def test_head_primes_without_running_an_endless_producer(client: Client) -> None:
+    token, probe = new_probe()
+    response = client.head(f"/endless/?stream=1&probe={token}")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert response.content == b""
+    # Stopped, having produced no more than the buffer holds.
+    assert probe.finished.is_set() and probe.exit in ("cancelled", "closed")
+    assert 1 <= probe.produced <= 65536 // len('data: {"i":0,"payload":"xxxxxxxxxx"}\n\n') + 1
+    assert client.head("/count/?fail=404").status_code == 404
+
+
+def test_a_reconnect_after_done_is_told_to_stop(client: Client) -> None:
+    response = client.get("/count/?stream=1", HTTP_LAST_EVENT_ID="dualstream-completed")
+    assert response.status_code == 204
+    assert "Accept" in response["Vary"]
+    # Only a stream is told so: a batch request with a stale header is answered as usual.
+    assert client.get("/count/", HTTP_LAST_EVENT_ID="dualstream-completed").status_code == 200
+
+
+def test_last_event_id_from_header_or_query(client: Client) -> None:
+    assert client.get("/resumable/", HTTP_LAST_EVENT_ID="6").json() == {"items": [{"i": 7}, {"i": 8}, {"i": 9}]}
+    assert client.get("/resumable/?lastEventId=8").json() == {"items": [{"i": 9}]}
+
+
+def test_default_mode_and_heartbeat_come_from_settings_or_the_view(client: Client) -> None:
+    assert client.get("/count-sse/")["Content-Type"].startswith("text/event-stream")
+    with override_settings(DUALSTREAM={"DEFAULT_MODE": "ndjson", "HEARTBEAT": 3.0}):
+        assert client.get("/count/")["Content-Type"].startswith("application/x-ndjson")
+        assert DualModeView.heartbeat == 3.0
+
+
+def test_a_view_without_an_async_generator_producer_fails_at_startup() -> None:
+    class Missing(DualModeView):
+        pass
+
+    class NotAGenerator(DualModeView):
+        async def produce(self, request):  # type: ignore[override]
+            return [1]
+
+    for cls in (Missing, NotAGenerator):
+        with pytest.raises(ImproperlyConfigured, match="async generator"):
+            cls.as_view()

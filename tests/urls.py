@@ -1,0 +1,19 @@
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+
+from . import views
+
+urlpatterns = [
+    path("count/", views.CountView.as_view(), name="count"),
+    path("count-sse/", views.CountView.as_view(default_mode="sse"), name="count-sse"),
+    path("count-streamed/", views.CountView.as_view(batch_streaming=True), name="count-streamed"),
+    path("count-csrf-exempt/", csrf_exempt(views.CountView.as_view())),
+    path("mixed/", views.MixedView.as_view()),
+    path("endless/", views.EndlessView.as_view()),
+    path("endless-hb/", views.EndlessView.as_view(heartbeat=0.1)),
+    path("slow-start/", views.SlowStartView.as_view(heartbeat=0.1)),
+    path("slow-start-no-hb/", views.SlowStartView.as_view(heartbeat=None)),
+    path("bad-item/", views.BadItemView.as_view()),
+    path("resumable/", views.ResumableView.as_view()),
+    path("", include("project.demo.urls")),
+]

@@ -1,0 +1,126 @@
+"""Producers with known behaviour, for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest
+
+from dualstream import DualModeView, Event
+
+from .probes import Probe, get_probe
+
+ERRORS: dict[str, Exception] = {
+    "404": Http404("No such thing."),
+    "403": PermissionDenied("Not yours."),
+    "400": BadRequest("Bad thing."),
+    "suspicious": SuspiciousOperation("Suspicious thing."),
+    "500": RuntimeError("internal detail 42"),
+}
+
+
+class ProbedView(DualModeView):
+    """Reports the producer's life to the probe named by ``?probe=``."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        probe = get_probe(request.GET.get("probe"))
+        probe.started.set()
+        try:
+            async for item in self.items(request, probe):
+                probe.produced += 1
+                probe.produced_at.append(time.monotonic())
+                yield item
+            probe.exit = "returned"
+        except asyncio.CancelledError:
+            probe.exit = "cancelled"
+            raise
+        except GeneratorExit:
+            probe.exit = "closed"
+            raise
+        except Exception as exc:
+            probe.exit = type(exc).__name__
+            raise
+        finally:
+            probe.finished.set()
+
+    async def items(self, request: HttpRequest, probe: Probe) -> AsyncIterator[Any]:
+        raise NotImplementedError
+        yield
+
+
+class CountView(ProbedView):
+    """``?n=`` items ``{"i": i}``, ``?interval=`` seconds apart; ``?fail=KIND&after=K`` raises after K items."""
+
+    async def items(self, request: HttpRequest, probe: Probe) -> AsyncIterator[Any]:
+        n = int(request.GET.get("n", 3))
+        interval = float(request.GET.get("interval", 0))
+        fail, after = request.GET.get("fail"), int(request.GET.get("after", 0))
+        for i in range(n):
+            if fail and i == after:
+                raise ERRORS[fail]
+            if i and interval:
+                await asyncio.sleep(interval)
+            yield {"i": i}
+        if fail and after >= n:
+            raise ERRORS[fail]
+
+
+class MixedView(DualModeView):
+    """Strings, objects, named events and values only DjangoJSONEncoder can write."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        import datetime
+        import decimal
+        import uuid
+
+        yield "plain text"
+        yield {"when": datetime.date(2026, 1, 2), "amount": decimal.Decimal("1.50"),
+               "id": uuid.UUID("12345678-1234-5678-1234-567812345678")}
+        yield Event("two\nlines", event="progress", id="7", retry=3000)
+        yield Event({"k": [1, 2]})
+        yield ["a", "b"]
+
+
+class EndlessView(ProbedView):
+    """Items as fast as the client takes them; ``?size=`` bytes each."""
+
+    async def items(self, request: HttpRequest, probe: Probe) -> AsyncIterator[Any]:
+        payload = "x" * int(request.GET.get("size", 10))
+        i = 0
+        while True:
+            yield {"i": i, "payload": payload}
+            i += 1
+            await asyncio.sleep(0)
+
+
+class SlowStartView(ProbedView):
+    """Silent for ``?delay=`` seconds, then one item; ``?fail=1`` raises instead."""
+
+    async def items(self, request: HttpRequest, probe: Probe) -> AsyncIterator[Any]:
+        await asyncio.sleep(float(request.GET.get("delay", 1)))
+        if request.GET.get("fail"):
+            raise RuntimeError("late failure")
+        yield {"late": True}
+        await asyncio.sleep(float(request.GET.get("delay", 1)))
+        yield {"later": True}
+
+
+class BadItemView(DualModeView):
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        if request.GET.get("first"):
+            yield object()
+        yield {"ok": 1}
+        yield {"not json": object()}
+
+
+class ResumableView(DualModeView):
+    """Ten events with ids 0..9; resumes after ``last_event_id``."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        start = int(self.last_event_id) + 1 if self.last_event_id else 0
+        for i in range(start, 10):
+            yield Event({"i": i}, id=str(i))
