@@ -1,0 +1,93 @@
+"""A toy language model behind the OpenAI-compatible endpoints ``/v1/chat/completions`` and ``/v1/models``.
+
+No download, no GPU, no randomness across runs: the reply is a few sentences
+built from the words of the last user message, seeded by the conversation, so
+the same conversation always gets the same reply. Tokens come one word at a
+time, ``DEMO_LLM_TOKEN_DELAY`` seconds apart, so that streaming is visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import re
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+from django.conf import settings
+
+from dualstream.llm import ChatCompletionView, ChatRequest, message_text
+
+MODEL = "dualstream-demo"
+
+_STOPWORDS = frozenset(
+    """a about after all also am an and any are as at be because been but by can could did do does doing for
+    from had has have having he her here hers him his how i if in into is it its just let like me more most my
+    no not now of on once only or other our out over please say she should so some tell than that the their
+    them then there these they this those through to too up us very was we were what when where which while
+    who whom why will with would you your yours explain show give write""".split()
+)
+
+_OPENINGS = (
+    "You asked about {topic}.",
+    "Let's think about {topic} together.",
+    "{Topic}: a good thing to wonder about.",
+    "Here is my take on {topic}.",
+)
+_MIDDLES = (
+    "The short answer is that {a} and {b} are closer than they look.",
+    "Most of what matters about {a} shows up once you look at {b}.",
+    "A useful way in is to ask what {a} would be without {b}.",
+    "People often start with {a}, but {b} is where it gets interesting.",
+)
+_CLOSINGS = (
+    "Ask the same question again and you will get the same answer.",
+    "I am a demo model, so take this with a grain of salt.",
+    "Every word of this reply was streamed as it was written.",
+)
+
+
+def reply(messages: Sequence[dict[str, Any]]) -> str:
+    """The demo's answer to a conversation: three sentences about the last user message's key words."""
+    prompt = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    keywords: dict[str, str] = {}  # lower case -> as first written
+    for word in re.findall(r"[A-Za-z][A-Za-z'-]*", prompt):
+        if len(word) > 2 and word.lower() not in _STOPWORDS:
+            keywords.setdefault(word.lower(), word)
+    topic = _join(list(keywords.values())[:3]) or "your message"
+    a, b = (list(keywords.values()) + ["the details", "the context"])[:2]
+    # A stable seed: Python's hash() of a str changes from one process to the next.
+    conversation = json.dumps([(m.get("role"), message_text(m)) for m in messages])
+    rng = random.Random(hashlib.sha256(conversation.encode()).digest())
+    return " ".join(
+        (
+            rng.choice(_OPENINGS).format(topic=topic, Topic=topic[:1].upper() + topic[1:]),
+            rng.choice(_MIDDLES).format(a=a, b=b),
+            rng.choice(_CLOSINGS),
+        )
+    )
+
+
+def _join(words: Sequence[str]) -> str:
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def tokens(text: str) -> list[str]:
+    """``text`` cut before each space, so that the tokens join back to exactly ``text``."""
+    return re.findall(r"\s*\S+", text)
+
+
+class DemoChatView(ChatCompletionView):
+    """The demo model as an OpenAI-compatible chat endpoint."""
+
+    models = [MODEL]
+    #: Seconds before each token; None: ``settings.DEMO_LLM_TOKEN_DELAY``.
+    token_delay: float | None = None
+
+    async def generate(self, chat: ChatRequest) -> AsyncGenerator[str, None]:
+        delay = settings.DEMO_LLM_TOKEN_DELAY if self.token_delay is None else self.token_delay
+        for token in tokens(reply(chat.messages)):
+            await asyncio.sleep(delay)
+            yield token

@@ -1,0 +1,22 @@
+"""The LLM test endpoints, each at OpenAI's paths below its own prefix (an SDK's base_url ends in /v1)."""
+
+from django.urls import path
+
+from dualstream.llm import ModelListView
+from dualstream.llm.proxy import ChatCompletionProxyView
+from project.demo.llm import MODEL, DemoChatView
+
+from . import llm_views
+
+#: The keys the keyed endpoints accept.
+API_KEY, PROXY_KEY = "sk-test", "sk-proxy"
+
+urlpatterns = [
+    path("auth/v1/chat/completions", DemoChatView.as_view(api_keys=[API_KEY])),
+    path("auth/v1/models", ModelListView.as_view(models=[MODEL], api_keys=[API_KEY])),
+    path("scripted/v1/chat/completions", llm_views.ScriptedChatView.as_view()),
+    path("tools/v1/chat/completions", llm_views.ToolCallChatView.as_view()),
+    # Its upstream is set by each test (DUALSTREAM["LLM_UPSTREAM_URL"]): the live server's URL is known only then.
+    path("proxy/v1/chat/completions", ChatCompletionProxyView.as_view(api_keys=[PROXY_KEY])),
+    path("chunks/", llm_views.StreamChunkView.as_view()),
+]

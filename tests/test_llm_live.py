@@ -1,0 +1,441 @@
+"""The OpenAI-compatible endpoints, end to end: the official ``openai`` SDK and raw httpx against a live uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import AsyncOpenAI, OpenAI
+
+from project.demo.llm import MODEL, reply, tokens
+
+from .llm_urls import API_KEY, PROXY_KEY
+from .llm_views import TOOL_CALL_FRAGMENTS
+from .probes import new_probe
+
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "How do rivers carve canyons through solid rock?"},
+]
+
+
+@pytest.fixture(autouse=True)
+def fast_demo_model(settings) -> None:
+    settings.DEMO_LLM_TOKEN_DELAY = 0.002
+
+
+def sdk(base_url: str, api_key: str = "unused") -> OpenAI:
+    # No retries: a 5xx must surface at once, not after backoff.
+    return OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=10)
+
+
+@pytest.fixture
+def client(live_url: str) -> Iterator[OpenAI]:
+    with sdk(f"{live_url}/v1") as client:
+        yield client
+
+
+@pytest.fixture
+def scripted(live_url: str) -> Iterator[OpenAI]:
+    """A client of ScriptedChatView, steered by extra body fields."""
+    with sdk(f"{live_url}/llm/scripted/v1") as client:
+        yield client
+
+
+@pytest.fixture
+def http(live_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_url, timeout=10) as client:
+        yield client
+
+
+def stream_chunks(client: OpenAI, **kwargs: Any) -> list[Any]:
+    kwargs.setdefault("model", MODEL)
+    kwargs.setdefault("messages", MESSAGES)
+    return list(client.chat.completions.create(stream=True, **kwargs))
+
+
+def joined(chunks: list[Any]) -> str:
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+# The demo endpoint, through the SDK ------------------------------------------------------------
+
+
+def test_models_list(client: OpenAI) -> None:
+    assert [m.id for m in client.models.list()] == [MODEL]
+
+
+def test_a_batch_completion_is_the_demo_models_reply(client: OpenAI) -> None:
+    completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    expected = reply(MESSAGES)
+    assert completion.object == "chat.completion"
+    assert completion.model == MODEL
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.choices[0].message.content == expected
+    assert completion.choices[0].finish_reason == "stop"
+    usage = completion.usage
+    assert usage.completion_tokens == len(tokens(expected))
+    assert usage.prompt_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_streamed_deltas_join_to_exactly_the_batch_content(client: OpenAI) -> None:
+    chunks = stream_chunks(client)
+    batch = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert joined(chunks) == batch.choices[0].message.content
+    assert len({c.id for c in chunks}) == 1 and len({c.created for c in chunks}) == 1
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+    first, *middle, last = chunks
+    assert (first.choices[0].delta.role, first.choices[0].delta.content) == ("assistant", None)
+    assert all(c.choices[0].delta.content and c.choices[0].finish_reason is None for c in middle)
+    assert (last.choices[0].delta.content, last.choices[0].finish_reason) == (None, "stop")
+    assert all(c.usage is None for c in chunks)
+
+
+def test_include_usage_adds_a_usage_chunk_without_choices(client: OpenAI) -> None:
+    chunks = stream_chunks(client, stream_options={"include_usage": True})
+    *answer, usage_chunk = chunks
+    assert usage_chunk.choices == []
+    assert usage_chunk.id == answer[0].id
+    content_chunks = [c for c in answer if c.choices[0].delta.content]
+    assert usage_chunk.usage.completion_tokens == len(content_chunks)
+    batch = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert usage_chunk.usage == batch.usage
+
+
+@pytest.mark.parametrize("limit", ["max_tokens", "max_completion_tokens"])
+def test_a_token_limit_cuts_the_answer_with_finish_reason_length(client: OpenAI, limit: str) -> None:
+    chunks = stream_chunks(client, **{limit: 4})
+    batch = client.chat.completions.create(model=MODEL, messages=MESSAGES, **{limit: 4})
+    expected = "".join(tokens(reply(MESSAGES))[:4])
+    assert joined(chunks) == batch.choices[0].message.content == expected
+    assert chunks[-1].choices[0].finish_reason == batch.choices[0].finish_reason == "length"
+    assert batch.usage.completion_tokens == 4
+
+
+def test_the_same_conversation_gets_the_same_answer_and_another_does_not(client: OpenAI) -> None:
+    other = [{"role": "user", "content": "Why is the sky blue at noon?"}]
+    answers = [client.chat.completions.create(model=MODEL, messages=m).choices[0].message.content
+               for m in (MESSAGES, MESSAGES, other)]
+    assert answers[0] == answers[1] != answers[2]
+    assert "sky" in answers[2]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": "Hi"}, "messages"),
+        ({"messages": [{"content": "no role"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
+        ({"max_tokens": "ten"}, "max_tokens"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"temperature": 9}, "temperature"),
+        ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+    ],
+)
+def test_bad_input_is_a_bad_request_error_naming_the_parameter(client: OpenAI, kwargs: dict, param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(**{"model": MODEL, "messages": MESSAGES, **kwargs})
+    assert info.value.status_code == 400
+    assert info.value.param == param
+    assert info.value.type == "invalid_request_error"
+
+
+def test_unknown_fields_are_ignored(client: OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, extra_body={"frobnicate": True, "n": 1, "stop": ["x"]}
+    )
+    assert completion.choices[0].message.content == reply(MESSAGES)
+
+
+def test_an_unknown_model_is_not_found(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-nothing", messages=MESSAGES)
+    assert (info.value.param, info.value.code) == ("model", "model_not_found")
+
+
+def test_async_client_streams_and_lists_models(live_url: str) -> None:
+    async def main() -> tuple[list[str], str, str]:
+        async with AsyncOpenAI(base_url=f"{live_url}/v1", api_key="unused", max_retries=0) as client:
+            models = [m.id async for m in client.models.list()]
+            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            streamed = "".join([c.choices[0].delta.content or "" async for c in stream])
+            batch = await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+            return models, streamed, batch.choices[0].message.content
+
+    models, streamed, batched = asyncio.run(main())
+    assert models == [MODEL]
+    assert streamed == batched == reply(MESSAGES)
+
+
+def test_tokens_arrive_as_they_are_generated(client: OpenAI, settings) -> None:
+    delay, count = 0.05, 8
+    settings.DEMO_LLM_TOKEN_DELAY = delay
+    arrivals = [
+        time.monotonic()
+        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=count, stream=True)
+        if chunk.choices[0].delta.content
+    ]
+    assert len(arrivals) == count
+    # Generating takes (count - 1) * delay between the first token and the last; a buffered answer would arrive at once.
+    assert arrivals[-1] - arrivals[0] > (count - 1) * delay / 2
+
+
+def test_each_token_arrives_before_the_next_is_generated(scripted: OpenAI) -> None:
+    token, probe = new_probe()
+    stream = scripted.chat.completions.create(
+        model="any", messages=MESSAGES, stream=True, extra_body={"probe": token, "tokens": 5, "delay": 0.1}
+    )
+    arrivals = [time.monotonic() for chunk in stream if chunk.choices[0].delta.content]
+    assert len(arrivals) == len(probe.produced_at) == 5
+    for arrived, next_generated in zip(arrivals, probe.produced_at[1:]):
+        assert arrived < next_generated
+
+
+# Keys ------------------------------------------------------------------------------------------
+
+
+def test_a_wrong_key_is_an_authentication_error(live_url: str) -> None:
+    with sdk(f"{live_url}/llm/auth/v1", api_key="sk-wrong") as client:
+        with pytest.raises(openai.AuthenticationError) as info:
+            client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        assert info.value.code == "invalid_api_key"
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
+
+
+def test_the_right_key_is_let_in(live_url: str) -> None:
+    with sdk(f"{live_url}/llm/auth/v1", api_key=API_KEY) as client:
+        assert [m.id for m in client.models.list()] == [MODEL]
+        assert joined(stream_chunks(client)) == reply(MESSAGES)
+
+
+def test_no_key_is_a_401_in_openais_shape(http: httpx.Client) -> None:
+    response = http.post("/llm/auth/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES})
+    assert response.status_code == 401
+    assert response.json()["error"].keys() == {"message", "type", "param", "code"}
+
+
+# Failures while generating ----------------------------------------------------------------------
+
+
+def test_a_failure_mid_stream_raises_in_the_sdk_after_the_tokens_before_it(scripted: OpenAI) -> None:
+    received = []
+    stream = scripted.chat.completions.create(
+        model="any", messages=MESSAGES, stream=True, extra_body={"tokens": 5, "fail_after": 2}
+    )
+    with pytest.raises(openai.APIError) as info:
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == [None, "t0 ", "t1 "]
+    assert "internal detail" not in info.value.message
+    assert info.value.body["type"] == "server_error"
+
+
+def test_a_failure_in_batch_mode_is_a_500_in_openais_shape(scripted: OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as info:
+        scripted.chat.completions.create(model="any", messages=MESSAGES, extra_body={"tokens": 5, "fail_after": 2})
+    assert info.value.status_code == 500
+    assert info.value.type == "server_error"
+    assert "internal detail" not in info.value.message
+
+
+def test_a_failure_before_the_first_token_is_an_http_error_even_when_streaming(scripted: OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError):
+        scripted.chat.completions.create(model="any", messages=MESSAGES, stream=True, extra_body={"fail_after": 0})
+
+
+def test_a_client_that_closes_the_stream_early_cancels_the_generator(scripted: OpenAI) -> None:
+    token, probe = new_probe()
+    stream = scripted.chat.completions.create(
+        model="any", messages=MESSAGES, stream=True, extra_body={"probe": token, "tokens": None, "delay": 0.01}
+    )
+    for _, chunk in zip(range(3), stream):
+        pass
+    stream.close()
+    assert probe.finished.wait(5), "generate()'s finally did not run"
+    assert probe.exit in ("cancelled", "closed")
+    # The server goes on serving.
+    assert joined(stream_chunks(scripted, model="any", extra_body={"tokens": 2})) == "t0 t1 "
+
+
+def test_an_async_client_that_leaves_early_cancels_the_generator(live_url: str) -> None:
+    token, probe = new_probe()
+
+    async def main() -> None:
+        async with AsyncOpenAI(base_url=f"{live_url}/llm/scripted/v1", api_key="unused", max_retries=0) as client:
+            stream = await client.chat.completions.create(
+                model="any", messages=MESSAGES, stream=True,
+                extra_body={"probe": token, "tokens": None, "delay": 0.01},
+            )
+            async for chunk in stream:
+                if chunk.choices[0].delta.content:
+                    break
+            await stream.close()
+
+    asyncio.run(main())
+    assert probe.finished.wait(5), "generate()'s finally did not run"
+    assert probe.exit in ("cancelled", "closed")
+
+
+# Richer deltas ---------------------------------------------------------------------------------
+
+
+def test_richer_deltas_merge_into_the_batch_message_as_the_sdk_merges_the_stream(
+    live_url: str, http: httpx.Client
+) -> None:
+    with sdk(f"{live_url}/llm/tools/v1") as client:
+        with client.chat.completions.stream(model="any", messages=MESSAGES) as stream:
+            chunks = [event.chunk for event in stream if event.type == "chunk"]
+            streamed = stream.get_final_completion()
+        batch = client.chat.completions.create(model="any", messages=MESSAGES)
+    streamed_message, batch_message = streamed.choices[0].message, batch.choices[0].message
+    assert batch_message.content == streamed_message.content == "Let me check."
+    calls = [
+        [(c.id, c.type, c.function.name, c.function.arguments) for c in message.tool_calls]
+        for message in (batch_message, streamed_message)
+    ]
+    assert calls[0] == calls[1] == [("call_1", "function", "weather", "".join(TOOL_CALL_FRAGMENTS))]
+    assert batch.choices[0].finish_reason == streamed.choices[0].finish_reason == "tool_calls"
+    reasoning = "".join(
+        (chunk.choices[0].delta.model_extra or {}).get("reasoning_content", "") for chunk in chunks if chunk.choices
+    )
+    raw = http.post("/llm/tools/v1/chat/completions", json={"model": "any", "messages": MESSAGES}).json()
+    assert raw["choices"][0]["message"]["reasoning_content"] == reasoning
+    assert raw["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+
+
+# The wire, read with httpx ---------------------------------------------------------------------
+
+
+def test_the_stream_is_data_only_server_sent_events_ending_with_done(http: httpx.Client) -> None:
+    body = {"model": MODEL, "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        text = response.read().decode()
+    assert text.endswith("\n\ndata: [DONE]\n\n")
+    blocks = text.removesuffix("\n\n").split("\n\n")
+    for block in blocks:
+        for line in block.split("\n"):
+            assert line.startswith(("data: ", ":")), line  # no event:, id: or retry: lines
+    data = [json.loads(b.removeprefix("data: ")) for b in blocks[:-1] if b.startswith("data: ")]
+    assert [d["object"] for d in data] == ["chat.completion.chunk"] * len(data)
+    assert data[-1]["choices"] == [] and data[-1]["usage"]["completion_tokens"] == len(data) - 3
+
+
+def test_a_failure_on_the_wire_is_a_data_error_without_done(http: httpx.Client) -> None:
+    body = {"model": "any", "messages": MESSAGES, "stream": True, "tokens": 3, "fail_after": 1}
+    text = http.post("/llm/scripted/v1/chat/completions", json=body).text
+    last = text.removesuffix("\n\n").split("\n\n")[-1]
+    assert json.loads(last.removeprefix("data: "))["error"]["type"] == "server_error"
+    assert "[DONE]" not in text and "event:" not in text
+
+
+def test_malformed_json_is_a_400_in_openais_shape(http: httpx.Client) -> None:
+    response = http.post("/v1/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_missing_messages_is_a_400(http: httpx.Client) -> None:
+    response = http.post("/v1/chat/completions", json={"model": MODEL})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages"
+
+
+def test_the_bodys_stream_flag_beats_accept_and_without_it_accept_decides(http: httpx.Client) -> None:
+    sse = {"Accept": "text/event-stream"}
+    body = {"model": MODEL, "messages": MESSAGES}
+    as_json = http.post("/v1/chat/completions", json={**body, "stream": False}, headers=sse)
+    assert as_json.headers["content-type"] == "application/json"
+    as_sse = http.post("/v1/chat/completions", json=body, headers=sse)
+    assert as_sse.headers["content-type"].startswith("text/event-stream")
+    assert as_sse.text.endswith("data: [DONE]\n\n")
+
+
+def test_a_refused_negotiation_is_an_error_in_openais_shape(http: httpx.Client) -> None:
+    response = http.post("/v1/chat/completions?stream=maybe", json={"model": MODEL, "messages": MESSAGES})
+    assert response.status_code == 400
+    assert response.json()["error"].keys() == {"message", "type", "param", "code"}
+
+
+def test_a_view_outside_openais_format_streams_chunks_and_done(http: httpx.Client) -> None:
+    streamed = http.get("/llm/chunks/?q=one two three&stream=1").text
+    blocks = streamed.removesuffix("\n\n").split("\n\n")
+    assert blocks[-1] == "data: [DONE]"
+    chunks = [json.loads(b.removeprefix("data: ")) for b in blocks[:-1]]
+    assert http.get("/llm/chunks/?q=one two three").json() == {
+        "id": chunks[0]["id"],
+        "content": "".join(c["content"] for c in chunks),
+        "finish_reason": chunks[-1]["finish_reason"],
+    }
+
+
+# The proxy, with the live server as its own upstream ------------------------------------------
+
+
+@pytest.fixture
+def proxy(live_url: str, settings) -> Iterator[OpenAI]:
+    """A client of the proxy, whose upstream is the demo model behind a key of its own."""
+    settings.DUALSTREAM = {"LLM_UPSTREAM_URL": f"{live_url}/llm/auth/v1", "LLM_UPSTREAM_API_KEY": API_KEY}
+    with sdk(f"{live_url}/llm/proxy/v1", api_key=PROXY_KEY) as client:
+        yield client
+
+
+def test_the_proxy_streams_and_batches_the_upstreams_answer(proxy: OpenAI, client: OpenAI) -> None:
+    direct = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    chunks = stream_chunks(proxy, stream_options={"include_usage": True})
+    batch = proxy.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert joined(chunks) == batch.choices[0].message.content == direct.choices[0].message.content
+    assert chunks[-1].usage == batch.usage == direct.usage  # the upstream's own counts
+    assert chunks[-2].choices[0].finish_reason == "stop"
+
+
+def test_the_proxy_passes_limits_and_finish_reasons_through(proxy: OpenAI, client: OpenAI) -> None:
+    direct = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=3)
+    proxied = proxy.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=3)
+    assert proxied.choices[0].message.content == direct.choices[0].message.content
+    assert proxied.choices[0].finish_reason == direct.choices[0].finish_reason == "length"
+
+
+def test_the_proxy_has_its_own_keys_and_relays_the_upstreams_client_errors(proxy: OpenAI, live_url: str) -> None:
+    with sdk(f"{live_url}/llm/proxy/v1", api_key=API_KEY) as client, pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)  # the upstream's key is not the proxy's
+    with pytest.raises(openai.NotFoundError) as info:
+        proxy.chat.completions.create(model="gpt-nothing", messages=MESSAGES)
+    assert info.value.code == "model_not_found"
+
+
+def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy: OpenAI, settings) -> None:
+    settings.DUALSTREAM = {**settings.DUALSTREAM, "LLM_UPSTREAM_API_KEY": "sk-wrong"}
+    with pytest.raises(openai.InternalServerError) as info:
+        proxy.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert info.value.status_code == 502
+    assert "sk-" not in info.value.message
+
+
+def test_the_proxy_answers_502_when_the_upstream_is_unreachable(proxy: OpenAI, settings) -> None:
+    settings.DUALSTREAM = {"LLM_UPSTREAM_URL": "http://127.0.0.1:9/v1"}  # the discard port: nothing listens
+    with pytest.raises(openai.InternalServerError) as info:
+        proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    assert info.value.status_code == 502
+
+
+def test_the_proxy_relays_a_failure_mid_stream(proxy: OpenAI, live_url: str, settings) -> None:
+    settings.DUALSTREAM = {"LLM_UPSTREAM_URL": f"{live_url}/llm/scripted/v1"}
+    stream = proxy.chat.completions.create(
+        model="any", messages=MESSAGES, stream=True, extra_body={"tokens": 5, "fail_after": 2}
+    )
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == [None, "t0 ", "t1 "]
