@@ -24,6 +24,14 @@ DEFAULTS: dict[str, Any] = {
     "JSON_ENCODER": DjangoJSONEncoder,
     # Bytes of encoded output that may wait for a slow client before produce() is paused.
     "BUFFER_SIZE": 64 * 1024,
+    # Rows a QuerySetView fetches per hop to the database thread (QuerySet.aiterator()'s default).
+    "CHUNK_SIZE": 2000,
+    # Keys the OpenAI-compatible views (dualstream.llm) accept as "Authorization: Bearer <key>"; empty: open.
+    "LLM_API_KEYS": (),
+    # The OpenAI-compatible API that ChatCompletionProxyView forwards to, e.g. "https://api.openai.com/v1".
+    "LLM_UPSTREAM_URL": "",
+    # The key the proxy sends upstream (never the client's); empty: none.
+    "LLM_UPSTREAM_API_KEY": "",
 }
 
 

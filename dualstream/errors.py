@@ -9,6 +9,8 @@ from typing import Any
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404
 
+from .negotiation import NegotiationError
+
 # Exceptions whose message is written for the client, as Django's own views treat them.
 _CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (Http404, 404),
@@ -18,7 +20,9 @@ _CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
 
 
 def status_for(exc: Exception) -> int:
-    """The HTTP status Django itself would answer ``exc`` with."""
+    """The HTTP status Django itself would answer ``exc`` with (a refused negotiation carries its own)."""
+    if isinstance(exc, NegotiationError):
+        return exc.status
     for cls, status in _CLIENT_ERRORS:
         if isinstance(exc, cls):
             return status
@@ -39,5 +43,5 @@ def error_body(status: int, message: str | None = None, *, exc: BaseException | 
 def exception_body(exc: Exception, *, debug: bool) -> tuple[int, dict[str, Any]]:
     """The status and JSON body for ``exc``; its message is shown only if meant for the client, or in debug."""
     status = status_for(exc)
-    shown = debug or any(isinstance(exc, cls) for cls, _ in _CLIENT_ERRORS)
+    shown = debug or isinstance(exc, (NegotiationError, *(cls for cls, _ in _CLIENT_ERRORS)))
     return status, error_body(status, str(exc) if shown else None, exc=exc, debug=debug)

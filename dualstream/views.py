@@ -21,6 +21,7 @@ from django.utils.log import log_response
 from django.views import View
 
 from . import conf
+from .encoding import compact_dumps
 from .errors import error_body, exception_body
 from .events import Dumps, Event
 from .negotiation import Mode, NegotiationError, negotiate
@@ -123,7 +124,7 @@ class DualModeView(View):
     @cached_property
     def dumps(self) -> Dumps:
         """Value -> compact JSON text, with the view's encoder."""
-        return self.json_encoder(ensure_ascii=False, separators=(",", ":")).encode
+        return compact_dumps(self.json_encoder)
 
     # Wiring ---------------------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ class DualModeView(View):
         try:
             mode = self.get_mode()
         except NegotiationError as exc:
-            return self.error_response(exc.status, error_body(exc.status, str(exc)))
+            return self.error_response(*self.get_error_body(exc))
         if mode is Mode.SSE and self.last_event_id == COMPLETED_ID:
             return HttpResponse(status=204)  # a browser reconnecting after "done": it stops on 204
         items = self.produce(self.request, *args, **kwargs)
@@ -175,12 +176,15 @@ class DualModeView(View):
         return HttpResponse(content, content_type="application/json")
 
     async def exception_response(self, exc: Exception) -> HttpResponse:
-        """An ordinary HTTP error for a failure before anything was sent, logged once as Django would."""
+        """An ordinary HTTP error for a failure before anything was sent, logged once as Django would.
+
+        The client's errors (4xx) are warnings without a traceback; a server error (5xx) carries one.
+        """
         status, body = self.get_error_body(exc)
         response = self.error_response(status, body)
         await sync_to_async(log_response, thread_sensitive=False)(
             "%s: %s", response.reason_phrase, self.request.path,
-            response=response, request=self.request, exception=exc,
+            response=response, request=self.request, exception=exc if status >= 500 else None,
         )
         return response
 

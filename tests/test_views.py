@@ -209,3 +209,10 @@ def test_a_view_without_an_async_generator_producer_fails_at_startup() -> None:
     for cls in (Missing, NotAGenerator):
         with pytest.raises(ImproperlyConfigured, match="async generator"):
             cls.as_view()
+
+
+def test_a_client_error_is_a_warning_without_traceback(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        client.get("/count/?fail=404")
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.levelno == logging.WARNING and record.exc_info is None

@@ -15,5 +15,7 @@ urlpatterns = [
     path("slow-start-no-hb/", views.SlowStartView.as_view(heartbeat=None)),
     path("bad-item/", views.BadItemView.as_view()),
     path("resumable/", views.ResumableView.as_view()),
+    path("llm/", include("tests.llm_urls")),
+    path("qs/", include("tests.queryset_views")),
     path("", include("project.demo.urls")),
 ]

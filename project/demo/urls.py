@@ -1,6 +1,8 @@
 from django.urls import path
 
-from . import views
+from dualstream.llm import ModelListView
+
+from . import exports, llm, views
 
 app_name = "demo"
 
@@ -8,4 +10,9 @@ urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("ticker/", views.TickerPageView.as_view(), name="ticker-page"),
     path("api/ticker/", views.TickerView.as_view(), name="ticker"),
+    path("export/", exports.ExportPageView.as_view(), name="export-page"),
+    path("api/readings/", exports.ReadingExport.as_view(), name="readings"),
+    # OpenAI's paths, so that base_url="http://host/v1" works in every OpenAI client.
+    path("v1/chat/completions", llm.DemoChatView.as_view(), name="chat-completions"),
+    path("v1/models", ModelListView.as_view(models=[llm.MODEL]), name="models"),
 ]

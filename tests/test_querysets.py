@@ -1,0 +1,431 @@
+"""QuerySetView and aiterate(): every row in every mode, resumption by key, writes, cursors and connections.
+
+Tests parametrized with ``alias`` run on SQLite, and on PostgreSQL when ``TEST_POSTGRES_URL`` names
+a server (tests/settings.py then adds the "postgres" alias); the PostgreSQL-only tests skip without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.asgi import get_asgi_application
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections
+from httpx_sse import connect_sse
+
+from dualstream import QuerySetView, aiterate, conf
+from project.demo.models import Reading
+
+from .queryset_views import FIELDS, gates, reports
+
+POSTGRES = "postgres" in settings.DATABASES
+NO_POSTGRES = "TEST_POSTGRES_URL is not set: PostgreSQL tests skipped (CI sets it)"
+_BOTH = ["default", "postgres"] if POSTGRES else ["default"]
+postgres_only = [pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES), pytest.mark.django_db(transaction=True, databases=_BOTH)]
+on_each_database = pytest.mark.parametrize(
+    "alias",
+    [
+        pytest.param("default", id="sqlite", marks=pytest.mark.django_db(transaction=True)),
+        pytest.param("postgres", id="postgres", marks=postgres_only),
+    ],
+)
+
+
+@pytest.fixture
+def http(live_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def server_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[logging.LogRecord]]:
+    caplog.set_level(logging.WARNING)
+    return lambda: [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def seed(alias: str, rows: int) -> list[dict[str, Any]]:
+    """Seed ``rows`` readings on ``alias``; return them as JSON would carry them, in id order."""
+    call_command("seed_demo", rows=rows, database=alias, stdout=io.StringIO())
+    values = Reading.objects.using(alias).order_by("id").values(*FIELDS)
+    return json.loads(json.dumps(list(values), cls=DjangoJSONEncoder))
+
+
+def read(http: httpx.Client, url: str) -> tuple[list[Any], list[str]]:
+    """The items at ``url`` in the mode its query asks for, and (in SSE) each item's event id."""
+    if "stream=1" in url:
+        with connect_sse(http, "GET", url) as source:
+            events = list(source.iter_sse())
+        assert (events[-1].event, events[-1].data) == ("done", "")
+        return [json.loads(e.data) for e in events[:-1]], [e.id for e in events[:-1]]
+    response = http.get(url)
+    assert response.status_code == 200, response.text
+    if "format=ndjson" in url:
+        *lines, last = response.text.split("\n")
+        assert last == ""  # every line ends with a newline
+        return [json.loads(line) for line in lines], []
+    return response.json()["items"], []
+
+
+# Every mode, every row ------------------------------------------------------------------
+
+
+@on_each_database
+@pytest.mark.parametrize(
+    "url",
+    ["rows/?format=json", "rows-streamed/?format=json", "rows/?format=ndjson", "rows/?stream=1"],
+    ids=["json-buffered", "json-streamed", "ndjson", "sse"],
+)
+def test_every_mode_returns_every_row_in_order(http: httpx.Client, alias: str, url: str) -> None:
+    expected = seed(alias, 100)
+    items, ids = read(http, f"/qs/{alias}/{url}&chunk=7")
+    assert items == expected
+    if "stream=1" in url:
+        assert ids == [str(row["id"]) for row in expected]  # each event's id is its row's key
+
+
+@on_each_database
+@pytest.mark.parametrize("chunk", [1, 10, 49, 50, 51])
+def test_chunk_boundaries_lose_and_repeat_nothing(http: httpx.Client, alias: str, chunk: int) -> None:
+    expected = seed(alias, 50)
+    assert read(http, f"/qs/{alias}/rows/?format=ndjson&chunk={chunk}")[0] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_table_is_an_empty_answer_in_every_mode(http: httpx.Client) -> None:
+    for query in ("format=json", "format=ndjson", "stream=1"):
+        assert read(http, f"/qs/default/rows-streamed/?{query}")[0] == []
+
+
+# Resumption -----------------------------------------------------------------------------
+
+
+@on_each_database
+def test_a_reconnect_with_last_event_id_continues_after_that_row(http: httpx.Client, alias: str) -> None:
+    expected = seed(alias, 60)
+    with connect_sse(http, "GET", f"/qs/{alias}/rows/?stream=1&chunk=5") as source:
+        first = [event for _, event in zip(range(17), source.iter_sse())]
+    # The client left mid-stream; like EventSource, it reconnects with the last id it saw.
+    with connect_sse(http, "GET", f"/qs/{alias}/rows/?stream=1&chunk=5", headers={"Last-Event-ID": first[-1].id}) as source:
+        rest = [event for event in source.iter_sse() if event.event == "message"]
+    assert [json.loads(e.data) for e in first + rest] == expected  # no gap, no duplicate
+
+
+@on_each_database
+def test_other_modes_resume_with_the_last_event_id_parameter(http: httpx.Client, alias: str) -> None:
+    expected = seed(alias, 30)
+    after = expected[11]["id"]
+    assert read(http, f"/qs/{alias}/rows/?format=ndjson&lastEventId={after}")[0] == expected[12:]
+    assert read(http, f"/qs/{alias}/rows-streamed/?format=json&lastEventId={after}")[0] == expected[12:]
+
+
+@on_each_database
+def test_a_descending_key_streams_and_resumes_in_descending_order(http: httpx.Client, alias: str) -> None:
+    expected = seed(alias, 30)[::-1]
+    items, ids = read(http, f"/qs/{alias}/rows-desc/?stream=1&chunk=4")
+    assert items == expected and ids == [str(row["id"]) for row in expected]
+    after = expected[9]["id"]
+    assert read(http, f"/qs/{alias}/rows-desc/?format=ndjson&lastEventId={after}")[0] == expected[10:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_last_event_id_that_is_not_a_key_is_a_400(http: httpx.Client) -> None:
+    seed("default", 3)
+    response = http.get("/qs/default/rows/?stream=1", headers={"Last-Event-ID": "not-a-number"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Cannot resume after 'not-a-number': it is not a valid id."
+
+
+def test_the_key_is_selected_even_when_fields_leave_it_out(rf) -> None:
+    class SensorsOnly(QuerySetView):
+        queryset = Reading.objects.all()
+        fields = ["sensor"]
+
+    view = SensorsOnly()
+    view.setup(rf.get("/"))
+    assert view.stream_queryset().query.values_select == ("sensor", "id")
+
+
+def test_a_view_without_a_queryset_says_what_it_needs(rf) -> None:
+    view = QuerySetView()
+    view.setup(rf.get("/"))
+    with pytest.raises(ImproperlyConfigured, match="'queryset' attribute or a get_queryset"):
+        view.get_queryset()
+
+
+# Batch: streamed and buffered -----------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_midway_leaves_a_streamed_batch_unterminated_and_is_logged(http: httpx.Client, server_errors) -> None:
+    expected = seed("default", 40)
+    fail_at = expected[25]["id"]
+    response = http.get(f"/qs/default/rows-streamed/?chunk=7&fail_at={fail_at}")
+    assert response.status_code == 200  # the headers had gone: the status cannot change any more
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.text)  # so no client can take the document for complete
+    assert json.loads(response.text + "]}") == {"items": expected[:25]}
+    assert [r.getMessage() for r in server_errors()] == ["Error while streaming: /qs/default/rows-streamed/"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_midway_in_the_buffered_batch_is_a_500(http: httpx.Client, server_errors) -> None:
+    expected = seed("default", 40)
+    response = http.get(f"/qs/default/rows/?chunk=7&fail_at={expected[25]['id']}")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"status": 500, "message": "Internal Server Error"}}
+    assert len(server_errors()) == 1
+
+
+# Writes: coalesced when the producer is ahead, immediate when it is behind -------------------
+
+
+def _serve(path: str, query: str, on_body: Callable[[bytes], None] = lambda body: None) -> list[bytes]:
+    """Run one GET through Django's ASGI handler with a scripted server; the non-empty ``http.response.body`` sends."""
+    bodies: list[bytes] = []
+
+    async def scenario() -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+            "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        }
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # the client stays until the response is complete
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                bodies.append(message["body"])
+                on_body(message["body"])
+
+        await asyncio.wait_for(get_asgi_application()(scope, receive, send), 30)
+
+    asyncio.run(scenario())
+    return bodies
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_are_coalesced_into_few_writes_when_the_producer_is_ahead() -> None:
+    expected = seed("default", 3000)
+    chunk = 1000
+    bodies = _serve("/qs/default/rows/", f"format=ndjson&chunk={chunk}")
+    data = b"".join(bodies)
+    assert [json.loads(line) for line in data.splitlines()] == expected
+    # The pump writes when its buffer fills, or when produce() waits (for the next chunk from the database).
+    writes = len(data) // conf.get("BUFFER_SIZE") + -(-len(expected) // chunk)
+    # Django's ASGI handler sends a body in pieces of at most 64 KiB: a full buffer, just over that, is two sends.
+    assert len(bodies) <= 2 * writes < len(expected) / 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_row_is_written_at_once_when_the_producer_is_slow() -> None:
+    expected = seed("default", 6)
+    token = uuid.uuid4().hex
+    gates[token] = asyncio.Event()
+    # Each row waits for the write of the one before it: a pump that held a row back for company would hang here.
+    bodies = _serve("/qs/default/gated/", f"format=ndjson&gate={token}", on_body=lambda body: gates[token].set())
+    assert [json.loads(body) for body in bodies] == expected
+
+
+# Memory ---------------------------------------------------------------------------------
+
+
+def _peak_growth(http: httpx.Client, url: str) -> int:
+    """Peak traced memory (this process: the live server too) while ``url`` is read and dropped chunk by chunk."""
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    with http.stream("GET", url) as response:
+        for _ in response.iter_raw():
+            pass
+    return tracemalloc.get_traced_memory()[1] - current
+
+
+@pytest.mark.django_db(transaction=True)
+def test_streaming_memory_does_not_grow_with_the_number_of_rows(http: httpx.Client) -> None:
+    small, large = 1_000, 8_000
+    queries = ["format=ndjson", "stream=1", "format=json"]
+    tracemalloc.start()
+    try:
+        seed("default", small)
+        flat_small = {q: _peak_growth(http, f"/qs/default/rows-streamed/?{q}&chunk=500") for q in queries}
+        buffered_small = _peak_growth(http, "/qs/default/rows/?format=json&chunk=500")
+        seed("default", large)
+        flat_large = {q: _peak_growth(http, f"/qs/default/rows-streamed/?{q}&chunk=500") for q in queries}
+        buffered_large = _peak_growth(http, "/qs/default/rows/?format=json&chunk=500")
+    finally:
+        tracemalloc.stop()
+    # The control: buffering grows with the rows, so the measurement sees growth where there is some.
+    assert buffered_large > 4 * buffered_small
+    for query in queries:
+        assert flat_large[query] < 1.5 * flat_small[query], (query, flat_small, flat_large)
+
+
+# aiterate() -----------------------------------------------------------------------------
+
+
+@on_each_database
+def test_aiterate_yields_every_row_in_chunks_and_closes_early(alias: str) -> None:
+    expected = Reading.objects.using(alias).order_by("id")
+    seed(alias, 25)
+
+    async def scenario() -> tuple[list[Reading], list[Reading]]:
+        try:
+            everything = [row async for row in aiterate(expected, chunk_size=4)]
+            async with aclosing(aiterate(expected, chunk_size=4)) as rows:
+                first = [row async for _, row in azip(range(6), rows)]
+            return everything, first
+        finally:
+            await sync_to_async(connections.close_all)()  # this executor thread's connections
+
+    everything, first = asyncio.run(scenario())
+    assert everything == list(expected)
+    assert first == list(expected[:6])
+
+
+@pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
+@pytest.mark.django_db(transaction=True, databases=_BOTH)
+def test_aiterate_closes_its_cursor_in_the_database_thread_when_closed_early(cursor_closes: list[bool]) -> None:
+    seed("postgres", 20)
+
+    async def scenario() -> list[tuple[str, bool]]:
+        try:
+            async with aclosing(aiterate(Reading.objects.using("postgres").order_by("id"), chunk_size=4)) as rows:
+                await anext(rows)
+            return await sync_to_async(_open_cursors)()  # the same thread, the same session
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    assert asyncio.run(scenario()) == []
+    assert cursor_closes == [False]
+
+
+async def azip(numbers: range, rows: Any) -> Any:
+    for n in numbers:
+        yield n, await anext(rows)
+
+
+def test_aiterate_refuses_a_chunk_size_below_one() -> None:
+    async def scenario() -> None:
+        async with aclosing(aiterate(Reading.objects.all(), chunk_size=0)) as rows:
+            await anext(rows)
+
+    with pytest.raises(ValueError, match="chunk_size"):
+        asyncio.run(scenario())
+
+
+# PostgreSQL: server-side cursors and connections ------------------------------------------
+
+
+def _open_cursors() -> list[tuple[str, bool]]:
+    """This thread's session's cursors (pg_cursors shows no other session's)."""
+    with connections["postgres"].cursor() as cursor:
+        cursor.execute("SELECT name, is_holdable FROM pg_cursors")
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _pg_sessions() -> list[tuple[int, str]]:
+    """(pid, state) of the other sessions on the PostgreSQL test database."""
+    with connections["postgres"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+@pytest.fixture
+def cursor_closes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each server-side cursor closed in this process: was it closed on an event loop's thread?
+
+    The loop's thread must never do it: it would block every stream on a database round trip,
+    on a connection that belongs to the request's database thread.
+    """
+    from django.db.backends.postgresql.base import ServerSideCursor
+
+    closes: list[bool] = []
+    close = ServerSideCursor.close
+
+    def recording_close(self: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+            closes.append(True)
+        except RuntimeError:
+            closes.append(False)
+        close(self)
+
+    monkeypatch.setattr(ServerSideCursor, "close", recording_close)
+    return closes
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 5) -> bool:
+    """Poll an outside process (PostgreSQL) until ``condition`` holds: nothing in this process can be told of it."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("server_side", [True, False], ids=["server-side-cursor", "DISABLE_SERVER_SIDE_CURSORS"])
+@pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
+@pytest.mark.django_db(transaction=True, databases=_BOTH)
+def test_postgres_streams_every_row_with_or_without_server_side_cursors(
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch, cursor_closes: list[bool], server_side: bool
+) -> None:
+    expected = seed("postgres", 50)
+    # The settings dict is shared by every thread's connection to the alias, the live server's too.
+    monkeypatch.setitem(connections["postgres"].settings_dict, "DISABLE_SERVER_SIDE_CURSORS", not server_side)
+    probe = uuid.uuid4().hex
+    assert read(http, f"/qs/postgres/watched/?format=ndjson&chunk=7&probe={probe}")[0] == expected
+    report = reports[probe]
+    assert report.finished.wait(5)
+    if server_side:
+        ((name, holdable),) = report.during  # type: ignore[misc]
+        assert name.startswith("_django_curs_") and holdable  # WITH HOLD: Django runs in autocommit
+        assert cursor_closes == [False], "the cursor was closed on the event loop's thread"
+    else:
+        assert report.during == []  # every row was fetched at once, into the client
+        assert cursor_closes == []
+    assert report.after == []
+
+
+@pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
+@pytest.mark.django_db(transaction=True, databases=_BOTH)
+def test_a_client_that_leaves_mid_export_releases_the_cursor_and_the_connection(
+    http: httpx.Client, cursor_closes: list[bool]
+) -> None:
+    seed("postgres", 50)
+    probe, gate = uuid.uuid4().hex, uuid.uuid4().hex
+    gates[gate] = asyncio.Event()  # never opened: the export holds after its first row, its cursor open
+    with connect_sse(http, "GET", f"/qs/postgres/watched/?stream=1&chunk=7&probe={probe}&gate={gate}") as source:
+        first = next(source.iter_sse())
+    assert first.id is not None
+    report = reports[probe]
+    assert report.finished.wait(5), "produce() did not end when the client left"
+    assert report.during and report.during[0][0].startswith("_django_curs_")
+    assert report.after == [], "the cursor was left open on the connection"
+    assert cursor_closes == [False], "the cursor was closed on the event loop's thread"
+    # Then the connection itself is closed (CONN_MAX_AGE=0): no session idles, in a transaction or not.
+    assert _wait_for(lambda: report.backend_pid not in dict(_pg_sessions())), _pg_sessions()
+    assert all(state != "idle in transaction" for _, state in _pg_sessions())
