@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "JSON_ENCODER": DjangoJSONEncoder,
     # Bytes of encoded output that may wait for a slow client before produce() is paused.
     "BUFFER_SIZE": 64 * 1024,
+    # Give back the thread Django keeps per request once a stream has started and holds no
+    # database connection (dualstream/threads.py): thousands of idle streams, not thousands of threads.
+    "RELEASE_REQUEST_THREAD": True,
     # Rows a QuerySetView fetches per hop to the database thread (QuerySet.aiterator()'s default).
     "CHUNK_SIZE": 2000,
     # Keys the OpenAI-compatible views (dualstream.llm) accept as "Authorization: Bearer <key>"; empty: open.

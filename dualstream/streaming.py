@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from django.http import StreamingHttpResponse
 
 from .renderers import Renderer
+from .threads import release_request_thread
 
 T = TypeVar("T")
 
@@ -37,6 +38,7 @@ class Pump:
         heartbeat: float | None,
         buffer_size: int,
         on_error: Callable[[Exception], Awaitable[str | None]],
+        release_thread: bool = False,
     ) -> None:
         self._items = items
         self._renderer = renderer
@@ -57,6 +59,9 @@ class Pump:
         self._timer: asyncio.TimerHandle | None = None
         self._last_write = 0.0
         self._heartbeat_due = False
+        # Release the request's thread between two items once the response has started (threads.py).
+        self._release_thread = release_thread
+        self._started = False
 
     async def prime(self, timeout: float | None) -> None:
         """Wait until ``produce()`` yields its first item, ends, or ``timeout`` passes.
@@ -73,6 +78,7 @@ class Pump:
     async def chunks(self) -> AsyncIterator[bytes]:
         """The response body. Closing it, at any point, cancels ``produce()`` and waits for its ``finally``."""
         self._ensure_started()
+        self._started = True
         loop = self._loop
         assert loop is not None
         self._last_write = loop.time()
@@ -135,6 +141,9 @@ class Pump:
                     if self._size >= self._limit:
                         self._producer_waiter = self._loop.create_future()  # type: ignore[union-attr]
                         await self._producer_waiter
+                    if self._release_thread and self._started:
+                        self._release_thread = False
+                        await release_request_thread()
         except Exception as exc:  # reported to the client by the consumer; CancelledError propagates
             self._error = exc
         finally:

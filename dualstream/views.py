@@ -54,6 +54,8 @@ class DualModeView(View):
     json_encoder: type = conf.Setting("JSON_ENCODER")  # type: ignore[assignment]
     #: Bytes that may wait for a slow client before ``produce()`` is paused.
     buffer_size: int = conf.Setting("BUFFER_SIZE")  # type: ignore[assignment]
+    #: Give back Django's per-request thread while the stream runs, when it holds no database connection.
+    release_request_thread: bool = conf.Setting("RELEASE_REQUEST_THREAD")  # type: ignore[assignment]
     #: Send the batch document item by item, at constant memory, instead of all at once.
     batch_streaming: bool = False
     #: The renderer for each streamed mode.
@@ -146,6 +148,7 @@ class DualModeView(View):
             heartbeat=self.heartbeat,
             buffer_size=self.buffer_size,
             on_error=lambda exc: self.stream_failed(exc, renderer),
+            release_thread=self.release_request_thread,
         )
         # Under WSGI the loop running this view ends with it: the pump needs a loop that outlasts it.
         wsgi_loop = BackgroundLoop() if isinstance(self.request, WSGIRequest) else None

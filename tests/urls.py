@@ -15,6 +15,8 @@ urlpatterns = [
     path("slow-start-no-hb/", views.SlowStartView.as_view(heartbeat=None)),
     path("bad-item/", views.BadItemView.as_view()),
     path("resumable/", views.ResumableView.as_view()),
+    path("tick/", views.TickView.as_view()),
+    path("tick-hold/", views.TickView.as_view(release_request_thread=False)),
     path("llm/", include("tests.llm_urls")),
     path("qs/", include("tests.queryset_views")),
     path("", include("project.demo.urls")),

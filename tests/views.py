@@ -124,3 +124,20 @@ class ResumableView(DualModeView):
         start = int(self.last_event_id) + 1 if self.last_event_id else 0
         for i in range(start, 10):
             yield Event({"i": i}, id=str(i))
+
+
+class TickView(DualModeView):
+    """``{"i": i}`` every ``?interval=`` seconds, ``?n=`` times; ``?query_at=K`` counts content types at item K."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        from django.contrib.contenttypes.models import ContentType
+
+        interval = float(request.GET.get("interval", 0.2))
+        query_at = int(request.GET.get("query_at", -1))
+        for i in range(int(request.GET.get("n", 1000))):
+            if i:
+                await asyncio.sleep(interval)
+            item: dict[str, Any] = {"i": i}
+            if i == query_at:
+                item["content_types"] = await ContentType.objects.acount()
+            yield item

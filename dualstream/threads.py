@@ -1,0 +1,49 @@
+"""Giving back the thread Django keeps for each request while a stream is idle.
+
+Django's ASGI handler runs each request's synchronous work (the
+``request_started``/``request_finished`` signals, ORM calls) on a thread of
+the request's own, from asgiref's per-request ``ThreadSensitiveContext``,
+created on first use and kept until the response ends. A stream open for an
+hour keeps it for an hour, idle: 10,000 open streams, 10,000 threads.
+
+``release_request_thread()`` ends that thread early when nothing can need it:
+
+* no database connection is open on it, checked on the thread itself, so no
+  cursor, transaction or session lives there; and
+* the caller guarantees that no other synchronous call of this request is
+  running or about to be sent to it. The pump calls it between two items of
+  ``produce()`` (the generator is suspended at ``yield``), once the response
+  has started (the middleware has finished).
+
+The request's next synchronous call (a query in ``produce()``, or
+``request_finished`` at the end) gets a new thread from asgiref, as the first
+one did. This reads two attributes of ``asgiref.sync.SyncToAsync`` that are
+not documented API (stable from asgiref 3.8 to 3.13): where they are missing,
+nothing is released.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.db import connections
+
+
+async def release_request_thread() -> bool:
+    """Shut down this request's idle thread; True if there was one and it held no connection."""
+    context = getattr(SyncToAsync, "thread_sensitive_context", None)
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    owner = context.get(None) if context is not None else None
+    if owner is None or executors is None or owner not in executors:
+        return False  # not under Django's ASGI handler, or no thread yet
+    if getattr(owner, "_executor", None) is not None:
+        return False  # an executor its creator owns (asgiref 3.13's ThreadSensitiveContext(executor=...))
+    if not await sync_to_async(_holds_no_connection)():
+        return False
+    executor = executors.pop(owner, None)
+    if executor is not None:
+        executor.shutdown(wait=False)  # its worker exits now: nothing else is queued on it
+    return True
+
+
+def _holds_no_connection() -> bool:
+    return all(connection.connection is None for connection in connections.all(initialized_only=True))

@@ -1,0 +1,47 @@
+"""An open stream does not keep an OS thread of its own (dualstream/threads.py), and the database still works."""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import ExitStack
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+
+def open_streams(live_url: str, path: str, count: int, stack: ExitStack) -> list:
+    """``count`` streams, each read up to its third event (well after the response started)."""
+    client = stack.enter_context(httpx.Client(base_url=live_url, timeout=10, limits=httpx.Limits(max_connections=count)))
+    sources = []
+    for _ in range(count):
+        source = stack.enter_context(connect_sse(client, "GET", path))
+        events = source.iter_sse()
+        for _ in range(3):
+            next(events)
+        sources.append(events)
+    return sources
+
+
+def test_open_streams_do_not_hold_a_thread_each(live_url: str) -> None:
+    count = 20
+    held = {}
+    for path in ("/tick/?stream=1&interval=0.05", "/tick-hold/?stream=1&interval=0.05"):
+        before = set(threading.enumerate())
+        with ExitStack() as stack:
+            open_streams(live_url, path, count, stack)
+            # Threads born while the streams opened and still alive with all of them open.
+            held[path.split("/")[1]] = len(set(threading.enumerate()) - before)
+    # Without the release, Django's per-request thread stays with each open stream; with it, it goes.
+    assert held["tick"] <= 2 < count // 2 <= held["tick-hold"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_works_after_the_thread_was_given_back(live_url: str) -> None:
+    with httpx.Client(base_url=live_url, timeout=10) as client, connect_sse(
+        client, "GET", "/tick/?stream=1&interval=0.05&n=6&query_at=4"
+    ) as source:
+        items = [json.loads(e.data) for e in source.iter_sse() if e.event == "message"]
+    assert [item["i"] for item in items] == list(range(6))
+    assert items[4]["content_types"] > 0
