@@ -1,10 +1,12 @@
 # make run   - install into .venv, migrate, seed, serve the demo at http://127.0.0.1:8000
 # make test  - install into .venv and run the whole suite
+# make bench - the side-by-side benchmarks (benchmarks/README.md)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SEED_ROWS ?= 200000
 
 .PHONY: install run test bench clean
 
@@ -18,10 +20,15 @@ install: $(BIN)/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo --rows $(SEED_ROWS)
 	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache

@@ -134,6 +134,9 @@ class Pump:
             async with aclosing(self._items) as items:
                 async for item in items:
                     text = item_text(item)
+                    # Not kept until the next item: on a slow stream it would age into the GC's
+                    # oldest generation, and thousands of streams would make full collections frequent.
+                    del item
                     self._buffer.append(text)
                     self._size += len(text)
                     self._has_items = True

@@ -1,0 +1,280 @@
+"""Scenarios A-E. Each runs every server ``runs`` times (interleaved) and returns a printed table."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from . import client
+from .procs import BASELINE, Server, ServerSpec
+from .report import Column, Metrics, fmt2, fmt3, fmt_int, summarize, table
+from .servers import payloads
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of every scenario: ``full()`` as specified, ``quick()`` for a check in a minute."""
+
+    runs: int
+    a_events: int
+    b_streams: int
+    b_events: int
+    c_sizes: tuple[int, ...]
+    c_runs: int
+    c_window: float
+    d_requests: int
+    e_events: int
+    server_core: int | None
+
+    @classmethod
+    def full(cls, runs: int, c_runs: int, core: int | None) -> Config:
+        return cls(runs, 100_000, 50, 2_000, (2_000, 10_000), c_runs, 20.0, 200, 200_000, core)
+
+    @classmethod
+    def quick(cls, runs: int, c_runs: int, core: int | None) -> Config:
+        return cls(runs, 20_000, 50, 400, (1_000,), c_runs, 5.0, 50, 50_000, core)
+
+
+Measure = Callable[[Server], Awaitable[Metrics]]
+
+
+async def start(specs: Sequence[ServerSpec], core: int | None) -> list[Server]:
+    """Start the servers, wait until they answer, and warm each with one short stream."""
+    servers: list[Server] = []
+    try:
+        for spec in specs:
+            servers.append(Server(spec, core))
+        for s in servers:
+            await s.wait_ready()
+            await client.read_stream(s.port, s.spec.path("fast", 10), timeout=30)  # load lazy imports
+    except BaseException:
+        for s in servers:
+            s.stop()
+        raise
+    return servers
+
+
+async def interleaved(
+    servers: Sequence[Server], runs: int, measure: Measure, warmup: Measure | None = None
+) -> dict[str, tuple[Metrics, Metrics]]:
+    """Warm each server up, then measure run 1 of every server, run 2 of every server, ..."""
+    for s in servers:
+        await (warmup or measure)(s)
+    results: dict[str, list[Metrics]] = {s.spec.name: [] for s in servers}
+    for _ in range(runs):
+        for s in servers:
+            results[s.spec.name].append(await measure(s))
+            await asyncio.sleep(0.2)
+    return {name: summarize(r) for name, r in results.items()}
+
+
+def _check(result: client.StreamResult, expected: int, what: str) -> None:
+    if result.status != 200 or result.events < expected:
+        raise RuntimeError(f"{what}: HTTP {result.status}, {result.events} events of {expected}")
+
+
+# (A) one stream, many small events: server CPU per event ---------------------------------
+
+
+async def scenario_a(servers: Sequence[Server], cfg: Config) -> str:
+    n = cfg.a_events
+
+    async def measure(s: Server) -> Metrics:
+        cpu0 = s.cpu_seconds()
+        r = await client.read_stream(s.port, s.spec.path("fast", n), timeout=300)
+        cpu = s.cpu_seconds() - cpu0
+        _check(r, n, s.spec.name)
+        return {"cpu_us": cpu / n * 1e6, "eps": n / r.seconds, "cpu_share": cpu / r.seconds * 100}
+
+    async def warmup(s: Server) -> Metrics:
+        await client.read_stream(s.port, s.spec.path("fast", min(n, 10_000)), timeout=300)
+        return {}
+
+    rows = await interleaved(servers, cfg.runs, measure, warmup)
+    return table(
+        f"(A) one stream of {n:,} small JSON events: server CPU per event (lower is better)",
+        [
+            Column("cpu_us", "CPU µs/event", fmt2, ratio=True, spread=True),
+            Column("eps", "events/s", fmt_int),
+            Column("cpu_share", "server CPU %", fmt_int),
+        ],
+        rows,
+        BASELINE,
+    )
+
+
+# (B) 50 concurrent streams ----------------------------------------------------------------
+
+
+async def scenario_b(servers: Sequence[Server], cfg: Config) -> str:
+    k, n = cfg.b_streams, cfg.b_events
+
+    async def measure(s: Server) -> Metrics:
+        cpu0 = s.cpu_seconds()
+        wall, results = await client.read_streams(s.port, s.spec.path("fast", n), k, timeout=300)
+        cpu = s.cpu_seconds() - cpu0
+        for r in results:
+            _check(r, n, s.spec.name)
+        total = k * n
+        return {"eps": total / wall, "cpu_us": cpu / total * 1e6}
+
+    rows = await interleaved(servers, cfg.runs, measure)
+    return table(
+        f"(B) {k} concurrent streams × {n:,} small events: total throughput (higher is better)",
+        [
+            Column("eps", "events/s", fmt_int, ratio=True, spread=True),
+            Column("cpu_us", "CPU µs/event", fmt2, ratio=True),
+        ],
+        rows,
+        BASELINE,
+    )
+
+
+# (C) many idle streams, one event a second --------------------------------------------------
+
+
+async def idle_once(spec: ServerSpec, cfg: Config, k: int) -> Metrics:
+    """A fresh server; open ``k`` ticking streams; measure memory, threads and delivery over a window."""
+    (server,) = await start([spec], cfg.server_core)
+    fleet = client.IdleFleet(server.port, spec.path("tick", 3_600))
+    try:
+        await asyncio.sleep(0.5)
+        rss0, threads0 = server.rss_kib(), server.threads()
+        t0 = time.perf_counter()
+        await fleet.open(k, batch=250, timeout=60)
+        open_seconds = time.perf_counter() - t0
+        await asyncio.sleep(2.0)  # let the opening burst settle
+        opened = len(fleet.streams)
+        rss, threads = server.rss_kib(), server.threads()
+        # Keep the client light and steady: its 10,000 protocol objects are not rescanned, and it has no GC pause.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        gc0 = await server.gc_stats()
+        cpu0, before, w0 = server.cpu_seconds(), fleet.snapshot(), time.perf_counter()
+        await asyncio.sleep(cfg.c_window)
+        received, expected = fleet.delivery(before, payloads.TICK_SECONDS)
+        window = time.perf_counter() - w0
+        cpu = server.cpu_seconds() - cpu0
+        gc1 = await server.gc_stats()
+        gc.enable()
+        gc.unfreeze()
+        return {
+            "opened": opened,
+            "failed": fleet.failed,
+            "alive": fleet.alive,
+            "open_rate": opened / open_seconds,
+            "rss_kib": (rss - rss0) / max(opened, 1),
+            "rss_mib": rss / 1024,
+            "threads": threads,
+            "threads0": threads0,
+            "delivered": received / expected if expected else 0.0,
+            "cpu_pct": cpu / window * 100,
+            "gc_pct": (sum(gc1["seconds"]) - sum(gc0["seconds"])) / window * 100,
+            "gc_full": gc1["count"][2] - gc0["count"][2],
+            "gc_longest": max(gc1["longest"]),
+        }
+    finally:
+        await fleet.close()
+        server.stop()
+
+
+async def scenario_c(specs: Sequence[ServerSpec], cfg: Config) -> str:
+    out = []
+    for k in cfg.c_sizes:
+        results: dict[str, list[Metrics]] = {s.name: [] for s in specs}
+        for _ in range(cfg.c_runs):
+            for spec in specs:
+                results[spec.name].append(await idle_once(spec, cfg, k))
+        rows = {name: summarize(r) for name, r in results.items()}
+        out.append(
+            table(
+                f"(C) {k:,} idle streams, one event a second each ({cfg.c_window:.0f} s window, {cfg.c_runs} run(s))",
+                [
+                    Column("rss_kib", "RSS KiB/stream", fmt_int, ratio=True, spread=True),
+                    Column("rss_mib", "RSS MiB", fmt_int),
+                    Column("threads", "threads", fmt_int),
+                    Column("delivered", "delivered", fmt3),
+                    Column("cpu_pct", "CPU %", fmt_int),
+                    Column("gc_pct", "in GC %", fmt_int),
+                    Column("gc_full", "full GCs", fmt_int),
+                    Column("gc_longest", "max GC pause s", fmt2),
+                    Column("open_rate", "opened/s", fmt_int),
+                    Column("opened", "open", fmt_int),
+                    Column("failed", "failed", fmt_int),
+                ],
+                rows,
+                BASELINE,
+                notes=[
+                    "RSS KiB/stream = (RSS with streams open - RSS before) / streams; threads = OS threads of the server;",
+                    "delivered = event rate received in the window / the nominal one a second (per stream, from its last",
+                    "event before the window to its last in it); opened/s = streams opened per second (each waits for its",
+                    "first event, 250 in flight). CPU %, in GC % (of wall time), full GCs and max GC pause: server, in the window.",
+                ],
+            )
+        )
+    return "\n\n".join(out)
+
+
+# (D) time to first event ----------------------------------------------------------------------
+
+
+async def scenario_d(servers: Sequence[Server], cfg: Config) -> str:
+    count = cfg.d_requests
+
+    async def measure(s: Server) -> Metrics:
+        path = s.spec.path("fast", 1)
+        times = [await client.time_to_first_event(s.port, path, timeout=30) for _ in range(count)]
+        times.sort()
+        return {"median_ms": statistics.median(times) * 1e3, "p90_ms": times[int(0.9 * (len(times) - 1))] * 1e3}
+
+    async def warmup(s: Server) -> Metrics:
+        for _ in range(20):
+            await client.time_to_first_event(s.port, s.spec.path("fast", 1), timeout=30)
+        return {}
+
+    rows = await interleaved(servers, cfg.runs, measure, warmup)
+    return table(
+        f"(D) time to first event, {count} sequential requests per run (lower is better)",
+        [
+            Column("median_ms", "median ms", fmt3, ratio=True, spread=True),
+            Column("p90_ms", "p90 ms", fmt3),
+        ],
+        rows,
+        BASELINE,
+        notes=["From writing the request on an open connection to receiving the first event's bytes."],
+    )
+
+
+# (E) burst: items ready faster than the socket takes them ------------------------------------
+
+
+async def scenario_e(servers: Sequence[Server], cfg: Config) -> str:
+    n = cfg.e_events
+
+    async def measure(s: Server) -> Metrics:
+        cpu0 = s.cpu_seconds()
+        r = await client.read_stream(s.port, s.spec.path("burst", n), timeout=300)
+        cpu = s.cpu_seconds() - cpu0
+        _check(r, n, s.spec.name)
+        return {"eps": n / r.seconds, "mbps": r.nbytes / r.seconds / 1e6, "cpu_us": cpu / n * 1e6}
+
+    async def warmup(s: Server) -> Metrics:
+        await client.read_stream(s.port, s.spec.path("burst", min(n, 10_000)), timeout=300)
+        return {}
+
+    rows = await interleaved(servers, cfg.runs, measure, warmup)
+    return table(
+        f"(E) burst: {n:,} events of ~300 bytes, all ready at once; rate at the client (higher is better)",
+        [
+            Column("eps", "events/s", fmt_int, ratio=True, spread=True),
+            Column("mbps", "MB/s", fmt_int),
+            Column("cpu_us", "CPU µs/event", fmt2, ratio=True),
+        ],
+        rows,
+        BASELINE,
+    )

@@ -1,0 +1,53 @@
+"""Garbage-collector pauses of a server process, reported on request (SIGUSR1).
+
+Every server imports this module. On SIGUSR1 it writes, to ``gc_stats_path(pid)``, the count and
+total pause of the collections of each generation since it started, and the longest pause
+since the previous report. The harness
+reads it before and after a measurement window (see ``procs.Server.gc_stats``).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import time
+from typing import Any
+
+_count = [0, 0, 0]
+_seconds = [0.0, 0.0, 0.0]
+_longest = [0.0, 0.0, 0.0]
+_started: float | None = None
+
+
+def gc_stats_path(pid: int) -> str:
+    return f"/tmp/dualstream-bench-gc-{pid}.json"
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    global _started
+    if phase == "start":
+        _started = time.perf_counter()
+    elif _started is not None:
+        pause, g = time.perf_counter() - _started, info["generation"]
+        _count[g] += 1
+        _seconds[g] += pause
+        _longest[g] = max(_longest[g], pause)
+
+
+def _write(signum: int, frame: object) -> None:
+    path = gc_stats_path(os.getpid())
+    with open(path + ".tmp", "w") as f:
+        json.dump({"count": _count, "seconds": _seconds, "longest": _longest}, f)
+    os.replace(path + ".tmp", path)
+    _longest[:] = [0.0, 0.0, 0.0]
+
+
+def install() -> None:
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+        signal.signal(signal.SIGUSR1, _write)
+
+
+install()

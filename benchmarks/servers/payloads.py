@@ -1,0 +1,39 @@
+"""What every server sends, so that the four differ only in how they send it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+DEFAULT_N = 1000
+#: The longest stream any endpoint will produce: bounded, so that nothing runs forever.
+MAX_N = 1_000_000
+TICK_SECONDS = 1.0
+_PAD = "lorem ipsum dolor sit amet " * 10  # 270 characters
+
+
+def count(query: str | bytes | dict[str, Any], default: int = DEFAULT_N) -> int:
+    """``n`` from a query string or mapping, clamped to ``[0, MAX_N]``."""
+    if isinstance(query, bytes):
+        query = query.decode("latin-1")
+    if isinstance(query, str):
+        query = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    try:
+        n = int(query.get("n", default))
+    except (TypeError, ValueError):
+        n = default
+    return max(0, min(n, MAX_N))
+
+
+def small(i: int) -> dict[str, Any]:
+    """A small event: about 25 bytes of JSON."""
+    return {"i": i, "msg": "hello"}
+
+
+def burst(i: int) -> dict[str, Any]:
+    """A medium event: about 300 bytes of JSON."""
+    return {"i": i, "text": _PAD}
+
+
+def tick(i: int) -> dict[str, Any]:
+    return {"i": i, "t": time.time()}
