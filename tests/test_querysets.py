@@ -15,6 +15,7 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import aclosing
+from itertools import islice
 from typing import Any
 
 import httpx
@@ -118,7 +119,7 @@ def test_an_empty_table_is_an_empty_answer_in_every_mode(http: httpx.Client) -> 
 def test_a_reconnect_with_last_event_id_continues_after_that_row(http: httpx.Client, alias: str) -> None:
     expected = seed(alias, 60)
     with connect_sse(http, "GET", f"/qs/{alias}/rows/?stream=1&chunk=5") as source:
-        first = [event for _, event in zip(range(17), source.iter_sse())]
+        first = list(islice(source.iter_sse(), 17))
     # The client left mid-stream; like EventSource, it reconnects with the last id it saw.
     with connect_sse(http, "GET", f"/qs/{alias}/rows/?stream=1&chunk=5", headers={"Last-Event-ID": first[-1].id}) as source:
         rest = [event for event in source.iter_sse() if event.event == "message"]
@@ -277,8 +278,8 @@ def test_streaming_memory_does_not_grow_with_the_number_of_rows(http: httpx.Clie
         tracemalloc.stop()
     # The control: buffering grows with the rows, so the measurement sees growth where there is some.
     assert buffered_large > 4 * buffered_small
-    for query in queries:
-        assert flat_large[query] < 1.5 * flat_small[query], (query, flat_small, flat_large)
+    for query in queries:  # 8x the rows, and not 256 KiB more: no row outlives its chunk
+        assert flat_large[query] < flat_small[query] + 256 * 1024, (query, flat_small, flat_large)
 
 
 # aiterate() -----------------------------------------------------------------------------

@@ -1,0 +1,13 @@
+"""Django settings for the export benchmark's server: the demo project's, on the database in ``DATABASE_URL``.
+
+``EXPORT_BENCH_NO_SERVER_SIDE_CURSORS=1`` sets ``DISABLE_SERVER_SIDE_CURSORS``, as PgBouncer's transaction pooling needs.
+"""
+
+import os
+
+from project.settings import *  # noqa: F403
+from project.settings import DATABASES
+
+DEBUG = False
+ROOT_URLCONF = "benchmarks.export_urls"
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = os.environ.get("EXPORT_BENCH_NO_SERVER_SIDE_CURSORS") == "1"
