@@ -32,6 +32,12 @@ logger = logging.getLogger("django.request")
 T = TypeVar("T")
 
 
+def require_async_generator(cls: type, name: str, example: str) -> None:
+    """Fail when the URLconf loads, not on the first request, if ``cls.name`` is not an async generator."""
+    if not inspect.isasyncgenfunction(getattr(cls, name, None)):
+        raise ImproperlyConfigured(f"{cls.__qualname__}.{name}() must be an async generator: {example}")
+
+
 async def _same_loop(coro: Coroutine[Any, Any, T]) -> T:
     return await coro
 
@@ -69,12 +75,7 @@ class DualModeView(View):
 
     @classonlymethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
-        # Fail when the URLconf loads, not on the first request.
-        if not inspect.isasyncgenfunction(getattr(cls, "produce", None)):
-            raise ImproperlyConfigured(
-                f"{cls.__qualname__}.produce() must be an async generator: "
-                "async def produce(self, request, *args, **kwargs): ... yield item"
-            )
+        require_async_generator(cls, "produce", "async def produce(self, request, *args, **kwargs): ... yield item")
         return super().as_view(**initkwargs)
 
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -37,24 +36,13 @@ class ScriptedChatView(ChatCompletionView):
         body = chat.body
         probe = get_probe(body.get("probe"))
         count, delay, fail_after = body.get("tokens", 3), body.get("delay", 0), body.get("fail_after")
-        probe.started.set()
-        try:
+        with probe.running():
             for i in itertools.count() if count is None else range(count):
                 if i == fail_after:
                     raise RuntimeError("internal detail 42")
                 await asyncio.sleep(delay)
-                probe.produced += 1
-                probe.produced_at.append(time.monotonic())
+                probe.count()
                 yield f"t{i} "
-            probe.exit = "returned"
-        except asyncio.CancelledError:
-            probe.exit = "cancelled"
-            raise
-        except GeneratorExit:
-            probe.exit = "closed"
-            raise
-        finally:
-            probe.finished.set()
 
 
 class ToolCallChatView(ChatCompletionView):

@@ -6,8 +6,12 @@ its producer through the ``Probe`` registered under that token.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -18,6 +22,30 @@ class Probe:
     produced: int = 0
     produced_at: list[float] = field(default_factory=list)
     exit: str = ""  # how produce() ended: "returned", "cancelled", "closed", or an exception name
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Wrap a producer's body: records how it ended, and that its ``finally`` ran."""
+        self.started.set()
+        try:
+            yield
+            self.exit = "returned"
+        except asyncio.CancelledError:
+            self.exit = "cancelled"
+            raise
+        except GeneratorExit:
+            self.exit = "closed"
+            raise
+        except Exception as exc:
+            self.exit = type(exc).__name__
+            raise
+        finally:
+            self.finished.set()
+
+    def count(self) -> None:
+        """One more item produced, now."""
+        self.produced += 1
+        self.produced_at.append(time.monotonic())
 
 
 _probes: dict[str, Probe] = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,24 +27,10 @@ class ProbedView(DualModeView):
 
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         probe = get_probe(request.GET.get("probe"))
-        probe.started.set()
-        try:
+        with probe.running():
             async for item in self.items(request, probe):
-                probe.produced += 1
-                probe.produced_at.append(time.monotonic())
+                probe.count()
                 yield item
-            probe.exit = "returned"
-        except asyncio.CancelledError:
-            probe.exit = "cancelled"
-            raise
-        except GeneratorExit:
-            probe.exit = "closed"
-            raise
-        except Exception as exc:
-            probe.exit = type(exc).__name__
-            raise
-        finally:
-            probe.finished.set()
 
     async def items(self, request: HttpRequest, probe: Probe) -> AsyncIterator[Any]:
         raise NotImplementedError
@@ -141,3 +126,12 @@ class TickView(DualModeView):
             if i == query_at:
                 item["content_types"] = await ContentType.objects.acount()
             yield item
+
+
+class RetryView(ProbedView):
+    """``?n=`` events with ids 0..n-1, the first one setting ``retry: ?retry=`` ms: for the browser's reconnects."""
+
+    async def items(self, request: HttpRequest, probe: Probe) -> AsyncIterator[Any]:
+        retry = int(request.GET.get("retry", 200))
+        for i in range(int(request.GET.get("n", 3))):
+            yield Event({"i": i}, id=str(i), retry=retry if i == 0 else None)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from contextlib import aclosing
 from functools import cached_property
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.crypto import constant_time_compare
@@ -17,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .. import conf
 from ..negotiation import Mode
-from ..views import DualModeView
+from ..views import DualModeView, require_async_generator
 from .protocol import (
     ChatRequest,
     Completion,
@@ -101,11 +99,7 @@ class ChatCompletionView(OpenAIView):
 
     @classonlymethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
-        if not inspect.isasyncgenfunction(getattr(cls, "generate", None)):
-            raise ImproperlyConfigured(
-                f"{cls.__qualname__}.generate() must be an async generator: "
-                "async def generate(self, chat): ... yield token"
-            )
+        require_async_generator(cls, "generate", "async def generate(self, chat): ... yield token")
         return super().as_view(**initkwargs)
 
     @cached_property

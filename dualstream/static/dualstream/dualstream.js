@@ -385,29 +385,38 @@ function deliver(s, ev, options, decode) {
   return false;
 }
 
+/**
+ * `fetch()`, with a network failure or an error status ending the session: the response, or null.
+ */
+async function fetchOrEnd(s, target, init) {
+  let response;
+  try {
+    response = await fetch(target, init);
+  } catch (err) {
+    if (!s.over) s.end("error", new StreamError("The request failed", { kind: "network", cause: err }));
+    return null;
+  }
+  if (s.over) return null;
+  if (!response.ok) {
+    const err = await httpError(response, "");
+    if (!s.over) s.end("error", err);
+    return null;
+  }
+  return response;
+}
+
 // --- batch ------------------------------------------------------------------------------------
 
 function runBatch(target, options, s) {
   const controller = new AbortController();
   s.onCleanup(() => controller.abort());
   (async () => {
-    let response;
-    try {
-      response = await fetch(target, {
-        headers: { Accept: "application/json" },
-        credentials: options.withCredentials ? "include" : "same-origin",
-        signal: controller.signal,
-      });
-    } catch (err) {
-      if (!s.over) s.end("error", new StreamError("The request failed", { kind: "network", cause: err }));
-      return;
-    }
-    if (s.over) return;
-    if (!response.ok) {
-      const err = await httpError(response, "");
-      if (!s.over) s.end("error", err);
-      return;
-    }
+    const response = await fetchOrEnd(s, target, {
+      headers: { Accept: "application/json" },
+      credentials: options.withCredentials ? "include" : "same-origin",
+      signal: controller.signal,
+    });
+    if (!response) return;
     s.setState("open");
     let body;
     try {
@@ -566,26 +575,15 @@ export function postStream(url, body, options = {}) {
   s.onCleanup(() => controller.abort());
 
   (async () => {
-    let response;
-    try {
-      response = await fetch(target, {
-        method: options.method || "POST",
-        headers,
-        body: payload === null ? undefined : payload,
-        credentials: options.credentials || "same-origin",
-        cache: "no-store",
-        signal: controller.signal,
-      });
-    } catch (err) {
-      if (!s.over) s.end("error", new StreamError("The request failed", { kind: "network", cause: err }));
-      return;
-    }
-    if (s.over) return;
-    if (!response.ok) {
-      const err = await httpError(response, "");
-      if (!s.over) s.end("error", err);
-      return;
-    }
+    const response = await fetchOrEnd(s, target, {
+      method: options.method || "POST",
+      headers,
+      body: payload === null ? undefined : payload,
+      credentials: options.credentials || "same-origin",
+      cache: "no-store",
+      signal: controller.signal,
+    });
+    if (!response) return;
     if (response.status === 204) {   // nothing (more) to stream: the server's way to say "complete"
       s.end("done");
       return;
