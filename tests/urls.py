@@ -17,6 +17,8 @@ urlpatterns = [
     path("resumable/", views.ResumableView.as_view()),
     path("tick/", views.TickView.as_view()),
     path("tick-hold/", views.TickView.as_view(release_request_thread=False)),
+    path("retry/", views.RetryView.as_view()),
+    path("csrf-page/", views.csrf_page),
     path("llm/", include("tests.llm_urls")),
     path("qs/", include("tests.queryset_views")),
     path("", include("project.demo.urls")),

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 from dualstream import DualModeView, Event
 
@@ -135,3 +136,9 @@ class RetryView(ProbedView):
         retry = int(request.GET.get("retry", 200))
         for i in range(int(request.GET.get("n", 3))):
             yield Event({"i": i}, id=str(i), retry=retry if i == 0 else None)
+
+
+@ensure_csrf_cookie
+def csrf_page(request: HttpRequest) -> HttpResponse:
+    """A blank page that sets Django's ``csrftoken`` cookie, as any page rendering ``{% csrf_token %}`` would."""
+    return HttpResponse("<!doctype html><meta charset=utf-8><title>csrf</title>")

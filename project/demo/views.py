@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.core.exceptions import BadRequest
-from django.http import HttpRequest
+from django.core.exceptions import BadRequest, PermissionDenied
+from django.http import Http404, HttpRequest
 from django.views.generic import TemplateView
 
-from dualstream import DualModeView, Event
+from dualstream import DualModeView, Event, Mode, Renderer
 
 
 def int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -51,3 +51,91 @@ class TickerView(DualModeView):
             if n != start:
                 await asyncio.sleep(interval)
             yield Event({"n": n, "total": total, "done": round(100 * (total - n) / total)}, id=str(n))
+
+
+class ReconnectPageView(TemplateView):
+    template_name = "demo/reconnect.html"
+
+
+class ErrorsPageView(TemplateView):
+    template_name = "demo/errors.html"
+
+
+class StreamCut(Exception):
+    """Raised by a demo producer to end its stream the way a dropped connection would: no ``done``, no ``error``."""
+
+
+def resume_point(view: DualModeView, count: int) -> int:
+    """The number of the last event the client saw (0: none), from ``Last-Event-ID`` or ``?lastEventId=``."""
+    last = view.last_event_id
+    if last is None:
+        return 0
+    if not last.isdigit():
+        raise BadRequest(f"Last-Event-ID must be an event number, not {last[:40]!r}.")
+    return min(int(last), count)
+
+
+class FeedView(DualModeView):
+    """Events 1..``?count=`` with ids, one every ``?interval=`` ms, resuming after the last id the client saw.
+
+    Each event says where its connection resumed (``after``) and how the client told the server
+    (``via``: ``"header"`` for the ``Last-Event-ID`` header a reconnecting ``EventSource`` sends,
+    ``"query"`` for ``?lastEventId=``). The first event of each connection sets ``retry`` from
+    ``?retry=`` (ms), the delay before a browser reconnects.
+
+    ``?cut_every=N`` makes the server end each stream after N events *without* ``done``, as a
+    network cut or a server restart would: the browser reconnects by itself and resumes.
+    """
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        count = int_param(request, "count", 30, 1, 1000)
+        interval = int_param(request, "interval", 300, 0, 10_000) / 1000
+        cut_every = int_param(request, "cut_every", 0, 0, 1000)
+        retry = int_param(request, "retry", 1000, 0, 60_000)
+        after = resume_point(self, count)
+        via = None if not after else "header" if request.headers.get("Last-Event-ID") else "query"
+        # Only a stream can be cut and resumed: a JSON or NDJSON answer is always whole.
+        cut = cut_every if self.get_mode() is Mode.SSE else 0
+        for sent, n in enumerate(range(after + 1, count + 1)):
+            if sent:
+                await asyncio.sleep(interval)
+            if cut and sent == cut:
+                raise StreamCut
+            yield Event({"n": n, "of": count, "after": after, "via": via}, id=str(n), retry=retry if sent == 0 else None)
+
+    async def stream_failed(self, exc: Exception, renderer: Renderer) -> str | None:
+        if isinstance(exc, StreamCut):
+            return None  # end the response as it is: to the browser this is a cut, and it reconnects
+        return await super().stream_failed(exc, renderer)
+
+
+FAILURES = {
+    "bug": lambda message: RuntimeError(f"demo bug: {message}"),  # a 500: the message stays on the server
+    "forbidden": PermissionDenied,  # a 403: the message is written for the client
+    "gone": Http404,  # a 404: likewise
+}
+
+
+class FlakyView(DualModeView):
+    """``?items=`` readings, one every ``?interval=`` ms, then a failure: ``?failure=bug|forbidden|gone``.
+
+    ``?items=0`` fails before the first item: an ordinary HTTP error in every mode. Later, a
+    stream gets an ``error`` event and ends, while a batch answer is an error status, never a
+    partial 200. ``?label=`` names the readings and ``?message=`` is the failure's message: both
+    are the client's text, echoed back, which the demo page must render as text.
+    """
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        items = int_param(request, "items", 3, 0, 100)
+        interval = int_param(request, "interval", 300, 0, 10_000) / 1000
+        failure = request.GET.get("failure", "bug")
+        if failure not in FAILURES:
+            raise BadRequest(f"'failure' must be one of {', '.join(FAILURES)}.")
+        label = request.GET.get("label", "reading")[:200]
+        message = request.GET.get("message", "")[:500] or "The sensor stopped answering."
+        for i in range(1, items + 1):
+            if i > 1:
+                await asyncio.sleep(interval)
+            yield {"i": i, "text": f"{label} {i}"}
+        await asyncio.sleep(interval)
+        raise FAILURES[failure](message)

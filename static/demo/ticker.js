@@ -1,65 +1,74 @@
-// The ticker page: the same endpoint fetched as JSON and streamed with EventSource.
+// The ticker page: one endpoint read twice through the dualstream helper, as batch JSON and as SSE.
 // Event data is written with textContent only: it is never parsed as HTML.
 const panels = document.querySelector(".panels");
 const endpoint = panels.dataset.endpoint;
+const { stream } = await import(panels.dataset.helper);  // the URL {% static %} gave the helper
 const form = document.getElementById("ticker-form");
-let source = null;
+const handles = {};
 
 function panel(id) {
   const root = document.getElementById(id);
   const el = (sel) => root.querySelector(sel);
+  const log = el(".log");
+  let count = 0;
   return {
-    reset() { el("progress").value = 0; el(".first").textContent = "…"; el(".total").textContent = "…"; el(".log").replaceChildren(); },
-    item(item) { el("progress").value = item.done; this.line(`${item.n} (${item.done}%)`); },
+    reset() {
+      count = 0;
+      el("progress").value = 0;
+      for (const sel of [".first", ".total"]) el(sel).textContent = "…";
+      el(".count").textContent = "0";
+      log.replaceChildren();
+    },
+    state(text) { el(".state").textContent = text; root.dataset.state = text; },
+    item(item) {
+      count += 1;
+      el(".count").textContent = String(count);
+      el("progress").value = Number(item.done) || 0;
+      this.line(`${item.n} left · ${item.done}%`);
+    },
     line(text, cls) {
       const li = document.createElement("li");
       li.textContent = text;
       if (cls) li.className = cls;
-      el(".log").append(li);
-      li.scrollIntoView({ block: "nearest" });
+      log.append(li);
+      log.scrollTop = log.scrollHeight;  // follow the newest line without scrolling the page
     },
-    time(which, ms) { el(which === "first" ? ".first" : ".total").textContent = `${ms.toFixed(0)} ms`; },
+    time(which, ms) { el(`.${which}`).textContent = `${Math.round(ms).toLocaleString()} ms`; },
   };
 }
 
-async function runBatch(query) {
-  const view = panel("batch");
+function run(id, mode, query) {
+  const view = panel(id);
+  if (handles[id]) handles[id].close();
   view.reset();
-  const t0 = performance.now();
-  const response = await fetch(`${endpoint}?${query}`, { headers: { Accept: "application/json" } });
-  const body = await response.json();
-  if (!response.ok) { view.line(body.error.message, "error"); return; }
-  view.time("first", performance.now() - t0);
-  body.items.forEach((item) => view.item(item));
-  view.time("total", performance.now() - t0);
-  view.line("complete", "done");
-}
-
-function runStream(query) {
-  const view = panel("stream");
-  view.reset();
-  if (source) source.close();
   const t0 = performance.now();
   let first = true;
-  source = new EventSource(`${endpoint}?stream=1&${query}`);
-  source.onmessage = (event) => {
-    if (first) { view.time("first", performance.now() - t0); first = false; }
-    view.item(JSON.parse(event.data));
-  };
-  source.addEventListener("done", () => {
-    source.close();
-    view.time("total", performance.now() - t0);
-    view.line("complete", "done");
-  });
-  source.addEventListener("error", (event) => {
-    if (event.data) { view.line(JSON.parse(event.data).error.message, "error"); source.close(); }
+  handles[id] = stream(`${endpoint}?${query}`, {
+    mode,
+    onState(state) { view.state(state); },
+    onItem(item) {
+      if (first) { view.time("first", performance.now() - t0); first = false; }
+      view.item(item);
+    },
+    onDone() {
+      view.time("total", performance.now() - t0);
+      view.line("complete", "done");
+      view.state("complete");
+    },
+    onError(error) {
+      view.line(error.message, "error");
+      view.state(`failed (${error.kind})`);
+    },
   });
 }
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const query = new URLSearchParams(new FormData(form)).toString();
-  runBatch(query);
-  runStream(query);
+  run("batch", "batch", query);
+  run("stream", "sse", query);
+});
+document.getElementById("ticker-stop").addEventListener("click", () => {
+  for (const handle of Object.values(handles)) handle.close();  // "closed": the server stops producing
 });
 form.requestSubmit();
