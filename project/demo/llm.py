@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.views.generic import TemplateView
 
 from dualstream.llm import ChatCompletionView, ChatRequest, message_text
 
@@ -91,3 +92,7 @@ class DemoChatView(ChatCompletionView):
         for token in tokens(reply(chat.messages)):
             await asyncio.sleep(delay)
             yield token
+
+
+class ChatPageView(TemplateView):
+    template_name = "demo/chat.html"

@@ -17,6 +17,7 @@ urlpatterns = [
     path("export/", exports.ExportPageView.as_view(), name="export-page"),
     path("api/readings/", exports.ReadingExport.as_view(), name="readings"),
     # OpenAI's paths, so that base_url="http://host/v1" works in every OpenAI client.
+    path("chat/", llm.ChatPageView.as_view(), name="chat-page"),
     path("v1/chat/completions", llm.DemoChatView.as_view(), name="chat-completions"),
     path("v1/models", ModelListView.as_view(models=[llm.MODEL]), name="models"),
 ]

@@ -82,8 +82,8 @@ def test_home_links_to_every_demo(page):
     page.goto("/")
     expect(page.locator("h1")).to_have_text("Demos")
     hrefs = page.locator(".card h2 a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
-    assert {"/ticker/", "/reconnect/", "/errors/"} <= set(hrefs)
-    for href in ["/ticker/", "/reconnect/", "/errors/"]:
+    assert {"/ticker/", "/reconnect/", "/errors/", "/chat/"} <= set(hrefs)
+    for href in ["/ticker/", "/reconnect/", "/errors/", "/chat/"]:
         assert page.request.get(href).status == 200
     screenshot(page, "home")
 
@@ -304,3 +304,30 @@ def test_post_stream_with_django_csrf_token(page):
     assert out == {"outcome": "done", "log": [["item", {"i": 0}], ["item", {"i": 1}], ["item", {"i": 2}], ["done"]], "hadCookie": True}
     out = page.evaluate(POST_STREAM_JS, {**args, "withToken": False})
     assert out["log"] == [["error", "http", 403]]  # Django's CSRF check refused the POST
+
+
+# --- chat -----------------------------------------------------------------------------------------
+
+
+def test_chat_page_streams_a_post_and_matches_the_batch_answer(page):
+    page.goto("/chat/")
+    prompt = f"Why is the sky blue? {HOSTILE_ITEM}"
+    fill(page, "#chat-form", prompt=prompt)
+    page.locator("#chat-form button[type=submit]").click()  # streamed: postStream() over fetch()
+    expect(page.locator(".timings .state")).to_have_text("closed")
+    expect(page.locator(".timings .total")).not_to_have_text("…")
+    streamed = page.locator(".bubble.assistant").nth(0).text_content()
+    tokens = int(page.text_content(".timings .count"))
+    first, total = ms(page.text_content(".timings .first")), ms(page.text_content(".timings .total"))
+    assert tokens > 5 and first < total  # the first token showed long before the last
+    screenshot(page, "chat")
+
+    page.locator("#chat-form [name=stream]").uncheck()  # the same question as one chat.completion
+    page.locator("#chat-form button[type=submit]").click()
+    expect(page.locator(".bubble.assistant")).to_have_count(2)
+    expect(page.locator(".timings .state")).to_have_text("closed")
+    assert page.locator(".bubble.assistant").nth(1).text_content() == streamed != ""
+    assert int(page.text_content(".timings .count")) == tokens
+    assert page.locator(".bubble.user").nth(0).text_content() == prompt
+    assert page.evaluate("window.__xss") is None and page.locator("main img").count() == 0
+

@@ -1,0 +1,67 @@
+// The chat page: POST /v1/chat/completions, streamed with postStream() (fetch + the helper's SSE
+// parser), or answered as one JSON completion. Text is written with textContent only, never as HTML.
+const form = document.getElementById("chat-form");
+const { postStream } = await import(form.dataset.helper);
+const log = document.getElementById("chat-log");
+const field = (name) => document.querySelector(`.timings .${name}`);
+let current = null;
+
+function bubble(role, text) {
+  const p = document.createElement("p");
+  p.className = `bubble ${role}`;
+  p.textContent = text;
+  log.append(p);
+  p.scrollIntoView({ block: "nearest" });
+  return p;
+}
+
+function fail(reply, message) {
+  reply.classList.add("error");
+  reply.textContent = message;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  current?.close();
+  const prompt = form.elements.prompt.value;
+  const stream = form.elements.stream.checked;
+  bubble("user", prompt);
+  const reply = bubble("assistant", "");
+  const t0 = performance.now();
+  const ms = () => `${(performance.now() - t0).toFixed(0)} ms`;
+  let tokens = 0;
+  const show = (text, count) => {
+    if (tokens === 0) field("first").textContent = ms();
+    tokens += count;
+    reply.textContent += text;
+    field("count").textContent = String(tokens);
+  };
+  for (const name of ["first", "total"]) field(name).textContent = "…";
+  field("count").textContent = "0";
+  const body = { model: "dualstream-demo", stream, messages: [{ role: "user", content: prompt }] };
+
+  if (!stream) {  // one chat.completion document
+    field("state").textContent = "waiting";
+    const response = await fetch(form.dataset.endpoint, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const completion = await response.json();
+    if (!response.ok) fail(reply, completion.error.message);
+    else show(completion.choices[0].message.content, completion.usage.completion_tokens);
+    field("total").textContent = ms();
+    field("state").textContent = "closed";
+    return;
+  }
+  current = postStream(form.dataset.endpoint, body, {
+    doneData: "[DONE]",
+    onItem(chunk) {
+      if (chunk.error) fail(reply, chunk.error.message);
+      else if (chunk.choices?.[0]?.delta?.content) show(chunk.choices[0].delta.content, 1);
+    },
+    onDone() { field("total").textContent = ms(); },
+    onError(err) { if (!reply.classList.contains("error")) fail(reply, err.message); },
+    onState(state) { field("state").textContent = state; },
+  });
+});
+
+document.getElementById("chat-stop").addEventListener("click", () => current?.close());
