@@ -53,6 +53,8 @@ def cores() -> tuple[int | None, int | None]:
 
 async def main(args: argparse.Namespace) -> None:
     client_core, server_core = cores()
+    if args.no_middleware:
+        os.environ["BENCH_DJANGO_MIDDLEWARE"] = "none"  # read by servers/django_settings.py
     if client_core is not None:
         os.sched_setaffinity(0, {client_core})
     nofile = raise_nofile()
@@ -75,6 +77,8 @@ async def main(args: argparse.Namespace) -> None:
         f"pinning:  server on CPU {server_core}, client on CPU {client_core}; open-file limit {nofile}; "
         f"{runs} run(s) per figure (medians; C: {cfg.c_runs}), {'quick' if args.quick else 'full'} sizes"
     )
+    if args.no_middleware:
+        print("note:     both Django servers run without middleware (--no-middleware)")
     for line in skipped:
         print(f"note:     {line}")
     print("spread:   (max - min) / median over the runs of the column to its left")
@@ -105,6 +109,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", help=f"scenarios to run, e.g. A,D (default: all of {SCENARIOS})")
     p.add_argument("--runs", type=int, help="runs per figure (default 5, quick 2)")
     p.add_argument("--c-runs", type=int, default=1, help="runs of C, which opens up to 10,000 streams per server (default 1)")
+    p.add_argument("--no-middleware", action="store_true", help="run both Django servers without any middleware")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
     return p.parse_args(argv)
 

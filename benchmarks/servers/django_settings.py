@@ -18,6 +18,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+if os.environ.get("BENCH_DJANGO_MIDDLEWARE") == "none":
+    # run.py --no-middleware: each MiddlewareMixin hop to the request's thread shows in (D) time to first byte.
+    MIDDLEWARE = []
 ROOT_URLCONF = "benchmarks.servers.django_urls"
 # Never opened: nothing here touches the database.
 DATABASES = {
