@@ -55,6 +55,8 @@ async def main(args: argparse.Namespace) -> None:
     client_core, server_core = cores()
     if args.no_middleware:
         os.environ["BENCH_DJANGO_MIDDLEWARE"] = "none"  # read by servers/django_settings.py
+    if args.gc_threshold:
+        os.environ["BENCH_GC_THRESHOLD"] = args.gc_threshold  # read by servers/gcstats.py
     if client_core is not None:
         os.sched_setaffinity(0, {client_core})
     nofile = raise_nofile()
@@ -79,6 +81,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     if args.no_middleware:
         print("note:     both Django servers run without middleware (--no-middleware)")
+    if args.gc_threshold:
+        print(f"note:     every server runs with gc.set_threshold({args.gc_threshold}) (--gc-threshold)")
     for line in skipped:
         print(f"note:     {line}")
     print("spread:   (max - min) / median over the runs of the column to its left")
@@ -110,6 +114,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs per figure (default 5, quick 2)")
     p.add_argument("--c-runs", type=int, default=1, help="runs of C, which opens up to 10,000 streams per server (default 1)")
     p.add_argument("--no-middleware", action="store_true", help="run both Django servers without any middleware")
+    p.add_argument("--gc-threshold", help="gc.set_threshold() arguments for every server, e.g. 700,10,100")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
     return p.parse_args(argv)
 

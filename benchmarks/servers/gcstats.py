@@ -1,5 +1,8 @@
 """Garbage-collector pauses of a server process, reported on request (SIGUSR1).
 
+``BENCH_GC_THRESHOLD=700,10,100`` (``run.py --gc-threshold``) also sets the collector's thresholds,
+the same for every server.
+
 Every server imports this module. On SIGUSR1 it writes, to ``gc_stats_path(pid)``, the count and
 total pause of the collections of each generation since it started, and the longest pause
 since the previous report. The harness
@@ -45,6 +48,9 @@ def _write(signum: int, frame: object) -> None:
 
 
 def install() -> None:
+    threshold = os.environ.get("BENCH_GC_THRESHOLD")
+    if threshold:
+        gc.set_threshold(*(int(part) for part in threshold.split(",")))
     if _on_gc not in gc.callbacks:
         gc.callbacks.append(_on_gc)
         signal.signal(signal.SIGUSR1, _write)
