@@ -38,9 +38,9 @@ class Event:
 
     def __post_init__(self) -> None:
         if self.event is not None:
-            _check_field("event", self.event)
+            check_field("event", self.event)
         if self.id is not None:
-            _check_field("id", self.id)
+            check_field("id", self.id)
         retry = self.retry
         if retry is not None and (type(retry) is not int or retry < 0):
             raise ValueError(f"Event.retry must be a non-negative int (milliseconds), not {retry!r}")
@@ -57,7 +57,8 @@ class Event:
         return head + data_field(self.data, dumps) + "\n"
 
 
-def _check_field(name: str, value: object) -> None:
+def check_field(name: str, value: object) -> None:
+    """Refuse a value that cannot be the ``event`` or ``id`` field of an event."""
     if not isinstance(value, str):
         raise TypeError(f"Event.{name} must be a str, not {type(value).__name__}")
     # A line break would end the field early; a NUL makes browsers ignore the id.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .events import HEARTBEAT, Dumps, Event, data_field
+from .events import HEARTBEAT, Dumps, Event, check_field, data_field
 
 #: The ``id`` of the final ``done`` event. A browser's EventSource reconnects
 #: after every stream and sends the last id it saw: this one says the stream
@@ -64,6 +64,24 @@ class SSERenderer(Renderer):
 
     def error(self, payload: dict[str, Any]) -> str:
         return Event(payload, event="error").encode(self.dumps)
+
+
+class KeyedSSERenderer(SSERenderer):
+    """SSE whose items may also be ``(id, data)`` pairs: how ``QuerySetView`` sends each row with its key.
+
+    A pair is written as its event directly: building an ``Event`` per row cost
+    SSE exports about a tenth of their throughput. Other items are rendered as
+    ``SSERenderer`` renders them.
+    """
+
+    def item(self, item: Any) -> str:
+        if type(item) is not tuple:
+            return super().item(item)
+        id, data = item
+        if type(id) is not int:  # an int is always a valid id; anything else is checked as Event checks it
+            id = str(id)
+            check_field("id", id)
+        return f"id: {id}\n{data_field(data, self.dumps)}\n"
 
 
 class NDJSONRenderer(Renderer):

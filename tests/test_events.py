@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import uuid
 
 import pytest
 from django.core.serializers.json import DjangoJSONEncoder
@@ -13,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dualstream import Event
+from dualstream.encoding import compact_dumps
 from dualstream.events import data_field
+from dualstream.renderers import KeyedSSERenderer, SSERenderer
 
 dumps = DjangoJSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -117,3 +120,22 @@ def test_a_stream_of_events_parses_back_in_any_chunking(items: list, chunk: int)
     text = "".join(Event(item).encode(dumps) for item in items)
     parsed = [e.data for e in parse(text, chunk)]
     assert parsed == [normalise(i) if isinstance(i, str) else dumps(i) for i in items]
+
+
+@pytest.mark.parametrize("key", [7, True, "a-slug", uuid.UUID(int=5), datetime.date(2026, 1, 2)])
+@pytest.mark.parametrize("data", [{"a": 1}, "two\nlines", ""])
+def test_a_keyed_pair_is_written_as_the_event_with_that_id(key: object, data: object) -> None:
+    dumps = compact_dumps(DjangoJSONEncoder)
+    assert KeyedSSERenderer(dumps).item((key, data)) == Event(data, id=str(key)).encode(dumps)
+
+
+def test_other_items_are_written_as_by_the_plain_sse_renderer() -> None:
+    dumps = compact_dumps(DjangoJSONEncoder)
+    for item in ({"a": 1}, ["a", 1], "text", Event("x", event="tick", id="3")):
+        assert KeyedSSERenderer(dumps).item(item) == SSERenderer(dumps).item(item)
+
+
+@pytest.mark.parametrize("key", ["a\nb", "a\rb", "a\0b"])
+def test_a_key_that_cannot_be_an_event_id_is_refused(key: str) -> None:
+    with pytest.raises(ValueError, match="must not contain"):
+        KeyedSSERenderer(compact_dumps(DjangoJSONEncoder)).item((key, {}))
