@@ -71,6 +71,8 @@ class Pump:
         """
         self._ensure_started()
         if not (self._has_items or self._finished):
+            await asyncio.sleep(0)  # the producer's first step: often its first item, and then no timer is needed
+        if not (self._has_items or self._finished):
             await self._wait_for_output(timeout)
         if self._error is not None and not self._has_items:
             raise self._error
