@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .events import HEARTBEAT, Dumps, Event, check_field, data_field
+from .events import HEARTBEAT, Dumps, Event, check_field, data_field, encode_event
 
 #: The ``id`` of the final ``done`` event. A browser's EventSource reconnects
 #: after every stream and sends the last id it saw: this one says the stream
@@ -81,7 +81,7 @@ class KeyedSSERenderer(SSERenderer):
         if type(id) is not int:  # an int is always a valid id; anything else is checked as Event checks it
             id = str(id)
             check_field("id", id)
-        return f"id: {id}\n{data_field(data, self.dumps)}\n"
+        return encode_event(data, self.dumps, id=id)
 
 
 class NDJSONRenderer(Renderer):
