@@ -73,7 +73,15 @@ class Pump:
         if not (self._has_items or self._finished):
             await asyncio.sleep(0)  # the producer's first step: often its first item, and then no timer is needed
         if not (self._has_items or self._finished):
-            await self._wait_for_output(timeout)
+            loop = self._loop
+            assert loop is not None
+            waiter = self._output_waiter()
+            timer = loop.call_later(timeout, self._wake, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
         if self._error is not None and not self._has_items:
             raise self._error
 
@@ -103,7 +111,7 @@ class Pump:
                     self._last_write = loop.time()
                     yield self._renderer.heartbeat  # type: ignore[misc]
                 else:
-                    await self._wait_for_output(None)
+                    await self._output_waiter()
             tail = self._renderer.end() if self._error is None else await self._on_error(self._error)
             if tail:
                 yield tail.encode()
@@ -155,17 +163,15 @@ class Pump:
             self._finished = True
             self._wake(self._consumer_waiter)
 
-    async def _wait_for_output(self, timeout: float | None) -> None:
-        loop = self._loop
-        assert loop is not None
-        waiter = self._consumer_waiter = loop.create_future()
-        timer = loop.call_later(timeout, self._wake, waiter) if timeout is not None else None
-        try:
-            await waiter
-        finally:
-            self._consumer_waiter = None
-            if timer is not None:
-                timer.cancel()
+    def _output_waiter(self) -> asyncio.Future[None]:
+        """A future the producer or the timer completes when there is something to write.
+
+        Awaited directly, not from a helper coroutine: whatever a stream keeps
+        across its wait is new for every event, and on thousands of slow streams
+        each such object ends up in the collector's oldest generation.
+        """
+        waiter = self._consumer_waiter = self._loop.create_future()  # type: ignore[union-attr]
+        return waiter
 
     def _on_timer(self) -> None:
         assert self._loop is not None and self._heartbeat is not None
@@ -233,11 +239,17 @@ class StreamResponse(StreamingHttpResponse):
         self._wsgi_loop = wsgi_loop
         self._resource_closers.append(self._close_wsgi_loop if wsgi_loop else pump.cancel)
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        # Skip Django's per-chunk wrappers unless a middleware replaced the content.
-        source = self._chunks if self._iterator is self._chunks else super().__aiter__()
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # The pump's chunks themselves, which close the pump when they are closed, as Django's handler
+        # closes what it iterates; no wrapper in between, per chunk or across a stream's idle wait.
+        if self._iterator is self._chunks:
+            return self._chunks
+        return self._replaced_content()
+
+    async def _replaced_content(self) -> AsyncIterator[bytes]:
+        """What a middleware put in place of the pump's chunks; the pump is closed after it."""
         try:
-            async for chunk in source:
+            async for chunk in super().__aiter__():
                 yield chunk
         finally:
             await self._chunks.aclose()  # type: ignore[attr-defined]
