@@ -1,4 +1,4 @@
-"""Garbage-collector pauses of a server process, reported on request (SIGUSR1).
+"""Garbage-collector pauses of a server process (SIGUSR1), and what it keeps per event (SIGUSR2).
 
 ``BENCH_GC_THRESHOLD=700,10,100`` (``run.py --gc-threshold``) also sets the collector's thresholds,
 the same for every server.
@@ -7,6 +7,10 @@ Every server imports this module. On SIGUSR1 it writes, to ``gc_stats_path(pid)`
 total pause of the collections of each generation since it started, and the longest pause
 since the previous report. The harness
 reads it before and after a measurement window (see ``procs.Server.gc_stats``).
+
+A first SIGUSR2 collects and freezes every object; the next one counts, by type, the tracked
+objects created since that are still alive, writes them to ``held_objects_path(pid)`` and
+unfreezes (``benchmarks/held_objects.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from typing import Any
 
 _count = [0, 0, 0]
@@ -47,6 +52,23 @@ def _write(signum: int, frame: object) -> None:
     _longest[:] = [0.0, 0.0, 0.0]
 
 
+def held_objects_path(pid: int) -> str:
+    return f"/tmp/dualstream-bench-held-{pid}.json"
+
+
+def _held_objects(signum: int, frame: object) -> None:
+    gc.collect()
+    if not gc.get_freeze_count():
+        gc.freeze()  # from here on, gc.get_objects() returns only what is created later
+        return
+    held = Counter(type(o).__qualname__ for o in gc.get_objects())
+    gc.unfreeze()
+    path = held_objects_path(os.getpid())
+    with open(path + ".tmp", "w") as f:
+        json.dump(dict(held), f)
+    os.replace(path + ".tmp", path)
+
+
 def install() -> None:
     threshold = os.environ.get("BENCH_GC_THRESHOLD")
     if threshold:
@@ -54,6 +76,7 @@ def install() -> None:
     if _on_gc not in gc.callbacks:
         gc.callbacks.append(_on_gc)
         signal.signal(signal.SIGUSR1, _write)
+        signal.signal(signal.SIGUSR2, _held_objects)
 
 
 install()

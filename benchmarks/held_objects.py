@@ -1,0 +1,91 @@
+"""What each server keeps alive per idle stream and event: the objects behind (C)'s GC pauses.
+
+    python benchmarks/held_objects.py [--streams 2000] [--servers dualstream,django-naive]
+
+Each server opens ``--streams`` streams that get one event a second, as in scenario C. The
+server then freezes every object it has (``gc.freeze()``, on a first SIGUSR2), and 1.5 s later,
+when every stream has had one more event, counts by type the tracked objects created since and
+still alive (a second SIGUSR2; ``servers/gcstats.py``). Divided by the streams, that is what one
+event leaves alive across a stream's wait: on a busy process all of it reaches the collector's
+oldest generation, and the more of it there is per second, the sooner a full collection comes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+from benchmarks import client, scenarios  # noqa: E402
+from benchmarks.procs import SERVERS, Server, raise_nofile  # noqa: E402
+from benchmarks.run import available, cores  # noqa: E402
+from benchmarks.servers.gcstats import held_objects_path  # noqa: E402
+
+
+async def held_per_stream(server: Server, streams: int) -> dict[str, float]:
+    path = held_objects_path(server.pid)
+    fleet = client.IdleFleet(server.port, server.spec.path("tick", 3_600))
+    try:
+        await fleet.open(streams, batch=250, timeout=60)
+        await asyncio.sleep(3.0)  # past the opening burst: every stream is waiting between events
+        os.kill(server.pid, signal.SIGUSR2)
+        await asyncio.sleep(1.5)  # one more event on every stream
+        os.kill(server.pid, signal.SIGUSR2)
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if os.path.exists(path):
+                break
+        with open(path) as f:
+            held: dict[str, int] = json.load(f)
+        os.unlink(path)
+    finally:
+        await fleet.close()
+    return {name: n / streams for name, n in held.items()}
+
+
+async def main(args: argparse.Namespace) -> None:
+    client_core, server_core = cores()
+    if client_core is not None:
+        os.sched_setaffinity(0, {client_core})
+    raise_nofile()
+    wanted = set(args.servers.split(",")) if args.servers else None
+    for spec in SERVERS:
+        if wanted is not None and spec.name not in wanted:
+            continue
+        reason = available(spec)
+        if reason:
+            print(f"{spec.name}: skipped, {reason}")
+            continue
+        (server,) = await scenarios.start([spec], server_core)
+        try:
+            held = await held_per_stream(server, args.streams)
+        finally:
+            server.stop()
+        shown = sorted(((n, name) for name, n in held.items() if n >= 0.5), reverse=True)
+        print(f"{spec.name}: {sum(held.values()):.1f} objects per stream and event")
+        print("    " + ", ".join(f"{name} {n:.1f}" for n, name in shown), flush=True)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--streams", type=int, default=2_000, help="idle streams per server (default 2,000)")
+    p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main(parse()))
