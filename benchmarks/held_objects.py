@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -27,25 +25,16 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
 from benchmarks import client, scenarios  # noqa: E402
 from benchmarks.procs import SERVERS, Server, raise_nofile  # noqa: E402
 from benchmarks.run import available, cores  # noqa: E402
-from benchmarks.servers.gcstats import held_objects_path  # noqa: E402
 
 
 async def held_per_stream(server: Server, streams: int) -> dict[str, float]:
-    path = held_objects_path(server.pid)
     fleet = client.IdleFleet(server.port, server.spec.path("tick", 3_600))
     try:
         await fleet.open(streams, batch=250, timeout=60)
         await asyncio.sleep(3.0)  # past the opening burst: every stream is waiting between events
-        os.kill(server.pid, signal.SIGUSR2)
+        server.freeze_objects()
         await asyncio.sleep(1.5)  # one more event on every stream
-        os.kill(server.pid, signal.SIGUSR2)
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            if os.path.exists(path):
-                break
-        with open(path) as f:
-            held: dict[str, int] = json.load(f)
-        os.unlink(path)
+        held = await server.held_objects()
     finally:
         await fleet.close()
     return {name: n / streams for name, n in held.items()}

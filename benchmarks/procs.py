@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from .servers.gcstats import gc_stats_path
+from .servers.gcstats import gc_stats_path, held_objects_path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -140,18 +140,29 @@ class Server:
 
     async def gc_stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """The server's GC pauses so far (see ``servers/gcstats.py``); the longest is since the last call."""
-        path = gc_stats_path(self.pid)
+        return await self._report(signal.SIGUSR1, gc_stats_path(self.pid), "its GC pauses", timeout)
+
+    def freeze_objects(self) -> None:
+        """Freeze every object in the server: ``held_objects()`` counts what is created after."""
+        os.kill(self.pid, signal.SIGUSR2)
+
+    async def held_objects(self, timeout: float = 10.0) -> dict[str, int]:
+        """The tracked objects created since ``freeze_objects()`` and still alive, by type (``servers/gcstats.py``)."""
+        return await self._report(signal.SIGUSR2, held_objects_path(self.pid), "the objects it holds", timeout)
+
+    async def _report(self, signum: int, path: str, what: str, timeout: float) -> Any:
+        """Signal the server, then read the JSON file it writes in answer."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        os.kill(self.pid, signal.SIGUSR1)
+        os.kill(self.pid, signum)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             try:
                 with open(path) as f:
-                    stats: dict[str, Any] = json.load(f)
+                    report = json.load(f)
                 os.unlink(path)
-                return stats
+                return report
             except FileNotFoundError:
                 await asyncio.sleep(0.01)
-        raise RuntimeError(f"{self.spec.name} did not report its GC pauses")
+        raise RuntimeError(f"{self.spec.name} did not report {what}")

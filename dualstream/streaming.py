@@ -53,7 +53,7 @@ class Pump:
         self._error: Exception | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # At most one waiter on each side, and only while it actually waits.
+        # The latest waiter of each side; waking one that is already done does nothing.
         self._consumer_waiter: asyncio.Future[None] | None = None
         self._producer_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
