@@ -81,7 +81,7 @@ class KeyedSSERenderer(SSERenderer):
         if type(id) is not int:  # an int is always a valid id; anything else is checked as Event checks it
             id = str(id)
             check_field("id", id)
-        return encode_event(data, self.dumps, id=id)
+        return f"id: {id}\n{data_field(data, self.dumps)}\n"
 
 
 class NDJSONRenderer(Renderer):

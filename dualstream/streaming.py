@@ -53,7 +53,7 @@ class Pump:
         self._error: Exception | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The latest waiter of each side; waking one that is already done does nothing.
+        # The consumer's waiter while it waits (None once woken); the producer's latest one.
         self._consumer_waiter: asyncio.Future[None] | None = None
         self._producer_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -139,29 +139,35 @@ class Pump:
             self._task = self._loop.create_task(self._produce())
 
     async def _produce(self) -> None:
-        item_text = self._renderer.item
+        # The loop runs once per item, so what it needs is held in locals, and the consumer is
+        # woken only when it waits: a fast producer's rows pay for a few local operations each.
+        render = self._renderer.item
+        append = self._buffer.append  # the consumer clears the list in place, never replaces it
+        limit = self._limit
+        release_thread = self._release_thread
         try:
             async with aclosing(self._items) as items:
                 async for item in items:
-                    text = item_text(item)
+                    text = render(item)
                     # Not kept until the next item: on a slow stream it would age into the GC's
                     # oldest generation, and thousands of streams would make full collections frequent.
                     del item
-                    self._buffer.append(text)
+                    append(text)
                     self._size += len(text)
                     self._has_items = True
-                    self._wake(self._consumer_waiter)
-                    if self._size >= self._limit:
+                    if self._consumer_waiter is not None:
+                        self._wake_consumer()
+                    if self._size >= limit:
                         self._producer_waiter = self._loop.create_future()  # type: ignore[union-attr]
                         await self._producer_waiter
-                    if self._release_thread and self._started:
-                        self._release_thread = False
+                    if release_thread and self._started:
+                        release_thread = False
                         await release_request_thread()
         except Exception as exc:  # reported to the client by the consumer; CancelledError propagates
             self._error = exc
         finally:
             self._finished = True
-            self._wake(self._consumer_waiter)
+            self._wake_consumer()
 
     def _output_waiter(self) -> asyncio.Future[None]:
         """A future the producer or the timer completes when there is something to write.
@@ -179,9 +185,14 @@ class Pump:
         due = self._last_write + self._heartbeat
         if now >= due - 0.01:  # a timer may fire a hair early
             self._heartbeat_due = True
-            self._wake(self._consumer_waiter)
+            self._wake_consumer()
             due = now + self._heartbeat
         self._timer = self._loop.call_at(due, self._on_timer)
+
+    def _wake_consumer(self) -> None:
+        """Complete the consumer's waiter if it waits, and unset it: the producer checks one attribute per item."""
+        waiter, self._consumer_waiter = self._consumer_waiter, None
+        self._wake(waiter)
 
     @staticmethod
     def _wake(waiter: asyncio.Future[None] | None) -> None:
