@@ -47,21 +47,14 @@ class Event:
 
     def encode(self, dumps: Dumps) -> str:
         """The event as ``text/event-stream`` text, ending with the blank line that dispatches it."""
-        return encode_event(self.data, dumps, event=self.event, id=self.id, retry=self.retry)
-
-
-def encode_event(
-    data: Any, dumps: Dumps, *, event: str | None = None, id: str | int | None = None, retry: int | None = None
-) -> str:
-    """One event as ``text/event-stream`` text, from fields already checked (``Event`` checks them when built)."""
-    head = ""
-    if event is not None:
-        head += f"event: {event}\n"
-    if id is not None:
-        head += f"id: {id}\n"
-    if retry is not None:
-        head += f"retry: {retry}\n"
-    return head + data_field(data, dumps) + "\n"
+        head = ""
+        if self.event is not None:
+            head += f"event: {self.event}\n"
+        if self.id is not None:
+            head += f"id: {self.id}\n"
+        if self.retry is not None:
+            head += f"retry: {self.retry}\n"
+        return head + data_field(self.data, dumps) + "\n"
 
 
 def check_field(name: str, value: object) -> None:
