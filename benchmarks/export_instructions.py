@@ -1,12 +1,12 @@
 """CPU instructions per exported row, in every mode and for the naive view: a ratio no neighbour can shake.
 
-    .venv/bin/python -m benchmarks.export_instructions [--rows 10000] [--modes ...]
+    .venv/bin/python -m benchmarks.export_instructions [--rows 10000] [--modes ...] [--postgres URL]
 
 ``export_rows`` times real exports over a socket, which on a shared VM swings by tens of percent
 from one run to the next. This counts what the server's own code executes instead: each mode is
 exported once through Django's ASGI application, in a process of its own run under valgrind's
-callgrind (which counts every instruction, the database thread's included), from two SQLite
-tables that differ by ``--rows`` rows; the difference in instructions, divided by ``--rows``, is
+callgrind (which counts every instruction, the database thread's included), from two tables
+(SQLite, or PostgreSQL with ``--postgres``) that differ by ``--rows`` rows; the difference in instructions, divided by ``--rows``, is
 the cost of one row, free of start-up and of noise (``PYTHONHASHSEED=0``; uvloop when installed,
 as under uvicorn). What it leaves out is what a socket adds: the kernel's work, and the memory
 stalls of the naive view's hundreds of megabytes, so it is a floor for the naive view's cost.
@@ -27,7 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.export_rows import MARKER, MODES, ROOT, Database, Mode, seed
+from benchmarks.export_rows import MARKER, MODES, ROOT, Database, Mode, postgres_database, seed
 
 
 def _export(path: str) -> int:
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000, help="The difference in rows between the two tables.")
     parser.add_argument("--base", type=int, default=4_000, help="Rows in the smaller table.")
     parser.add_argument("--modes", default=",".join(m.name for m in MODES), help="Comma-separated modes to run.")
+    parser.add_argument("--postgres", default="", help="A PostgreSQL server URL: export from its tables instead of SQLite's.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -99,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (args.base, args.base + args.rows)
     databases = {}
     for size in sizes:
-        database = Database("sqlite", f"sqlite:///{Path(tempfile.gettempdir()) / f'dualstream-instructions-{size}.sqlite3'}")
+        if args.postgres:
+            database = Database("postgres", postgres_database(args.postgres, size))
+        else:
+            database = Database("sqlite", f"sqlite:///{Path(tempfile.gettempdir()) / f'dualstream-instructions-{size}.sqlite3'}")
         seed(database, size)
         databases[size] = database
     modes = [m for m in MODES if m.name in args.modes.split(",")]
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     per_row = {mode.name: (counts[mode, sizes[1]] - counts[mode, sizes[0]]) / args.rows for mode in modes}
     naive = per_row.get("naive")
-    print(f"SQLite, {args.rows:,} rows between tables of {sizes[0]:,} and {sizes[1]:,}; Python {sys.version.split()[0]}")
+    label = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"{label}, {args.rows:,} rows between tables of {sizes[0]:,} and {sizes[1]:,}; Python {sys.version.split()[0]}")
     print("| mode | instructions per row | naive ÷ mode |")
     print("|---|---:|---:|")
     for name, cost in per_row.items():
