@@ -41,15 +41,8 @@ def _export(path: str) -> int:
         "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
     }
     body = bytearray()
-    requested = False
-
-    async def receive() -> dict[str, object]:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Future()  # the client never leaves
-        raise AssertionError("unreachable")
+    client: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    client.put_nowait({"type": "http.request", "body": b"", "more_body": False})  # then nothing: it never leaves
 
     async def send(message: dict[str, object]) -> None:
         if message["type"] == "http.response.start" and message["status"] != 200:
@@ -60,9 +53,9 @@ def _export(path: str) -> int:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(application(scope, receive, send))
+        asyncio.run(application(scope, client.get, send))
     else:
-        uvloop.run(application(scope, receive, send))
+        uvloop.run(application(scope, client.get, send))
     return body.count(MARKER)
 
 
