@@ -27,6 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks import run_async
 from benchmarks.export_rows import MARKER, MODES, ROOT, Database, Mode, postgres_database, seed
 
 
@@ -50,12 +51,7 @@ def _export(path: str) -> int:
         if message["type"] == "http.response.body":
             body.extend(message.get("body", b""))  # type: ignore[arg-type]
 
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(application(scope, client.get, send))
-    else:
-        uvloop.run(application(scope, client.get, send))
+    run_async(application(scope, client.get, send))
     return body.count(MARKER)
 
 

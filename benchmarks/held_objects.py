@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import client, scenarios  # noqa: E402
+from benchmarks import client, run_async, scenarios  # noqa: E402
 from benchmarks.procs import SERVERS, Server, raise_nofile  # noqa: E402
 from benchmarks.run import available, cores  # noqa: E402
 
@@ -71,10 +71,4 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(main(parse()))
+    run_async(main(parse()))

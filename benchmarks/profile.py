@@ -26,7 +26,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import client, scenarios  # noqa: E402
+from benchmarks import client, run_async, scenarios  # noqa: E402
 from benchmarks.procs import SERVERS, Server, raise_nofile  # noqa: E402
 from benchmarks.run import cores  # noqa: E402
 
@@ -137,10 +137,4 @@ if __name__ == "__main__":
     p.add_argument("--streams", type=int, default=10_000, help="open streams (idle)")
     p.add_argument("--rate", type=int, default=200, help="samples per second")
     p.add_argument("--top", type=int, default=20)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(main(p.parse_args()))
+    run_async(main(p.parse_args()))

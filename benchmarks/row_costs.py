@@ -35,6 +35,7 @@ django.setup()
 
 from django.core.serializers.json import DjangoJSONEncoder  # noqa: E402
 
+from benchmarks import run_async  # noqa: E402
 from dualstream.encoding import compact_dumps  # noqa: E402
 from dualstream.renderers import JSONArrayRenderer, KeyedSSERenderer, NDJSONRenderer, Renderer  # noqa: E402
 from dualstream.streaming import Pump  # noqa: E402
@@ -59,15 +60,6 @@ async def _reraise(exc: Exception) -> str | None:
     raise exc
 
 
-def _run(coro: Any) -> Any:
-    """On uvloop when it is installed, as the export's server runs."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 async def _pump(chunks: int, renderer: type[Renderer]) -> int:
     items = _produce(chunks, keyed=renderer is KeyedSSERenderer)
     dumps = compact_dumps(DjangoJSONEncoder)
@@ -82,9 +74,9 @@ def ways(chunks: int) -> dict[str, Callable[[], object]]:
         "naive: json.dumps per list": lambda: [json.dumps(ROWS, cls=DjangoJSONEncoder).encode() for _ in range(chunks)],
         "one dumps per list": lambda: [dumps(ROWS).encode() for _ in range(chunks)],
         "one dumps per row": lambda: [("\n".join(map(dumps, ROWS)) + "\n").encode() for _ in range(chunks)],
-        "pump, NDJSON": lambda: _run(_pump(chunks, NDJSONRenderer)),
-        "pump, streamed JSON": lambda: _run(_pump(chunks, JSONArrayRenderer)),
-        "pump, SSE with ids": lambda: _run(_pump(chunks, KeyedSSERenderer)),
+        "pump, NDJSON": lambda: run_async(_pump(chunks, NDJSONRenderer)),
+        "pump, streamed JSON": lambda: run_async(_pump(chunks, JSONArrayRenderer)),
+        "pump, SSE with ids": lambda: run_async(_pump(chunks, KeyedSSERenderer)),
     }
 
 

@@ -9,7 +9,6 @@ Everything targets 127.0.0.1, is bounded in time, and stops its servers on exit 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import os
 import signal
@@ -22,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import scenarios  # noqa: E402
+from benchmarks import run_async, scenarios  # noqa: E402
 from benchmarks.procs import ROOT, SERVERS, ServerSpec, raise_nofile  # noqa: E402
 from benchmarks.report import machine_info  # noqa: E402
 
@@ -126,13 +125,7 @@ def _sigterm(signum: int, frame: object) -> None:
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        asyncio.run(main(parse()))
+        run_async(main(parse()))
     except KeyboardInterrupt:
         print("interrupted: servers stopped", file=sys.stderr)
         sys.exit(130)
