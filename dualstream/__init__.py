@@ -1,37 +1,22 @@
-"""dualstream: one Django view, answered as JSON or as a stream of Server-Sent Events."""
+"""dualstream: one Django view, answered as JSON or as a stream of Server-Sent Events.
+
+The OpenAI-compatible endpoints live in ``dualstream.llm``, broadcast in ``dualstream.broadcast``.
+"""
 
 from .events import Event
 from .negotiation import Mode, NegotiationError
+from .querysets import QuerySetView, aiterate
 from .renderers import Renderer
+from .resume import int_id
 from .views import DualModeView
-from .llm import (  # after .views, which it builds on
-    ChatCompletionView,
-    ChatRequest,
-    DataOnlySSERenderer,
-    Delta,
-    LLMError,
-    ModelListView,
-    StreamChunk,
-    Usage,
-    message_text,
-)
-from .querysets import QuerySetView, aiterate  # after .views, which it builds on
 
 __all__ = [
-    "ChatCompletionView",
-    "ChatRequest",
-    "DataOnlySSERenderer",
-    "Delta",
     "DualModeView",
     "Event",
-    "LLMError",
     "Mode",
-    "ModelListView",
     "NegotiationError",
     "QuerySetView",
     "Renderer",
-    "StreamChunk",
-    "Usage",
     "aiterate",
-    "message_text",
+    "int_id",
 ]

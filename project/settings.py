@@ -60,10 +60,12 @@ TIME_ZONE = "UTC"
 
 DUALSTREAM = {
     "HEARTBEAT": env.float("DUALSTREAM_HEARTBEAT", default=15.0),
-    # The OpenAI-compatible endpoints (docs/llm.md): client keys, and the upstream a proxy forwards to.
-    "LLM_API_KEYS": env.list("LLM_API_KEYS", default=[]),
-    "LLM_UPSTREAM_URL": env.str("LLM_UPSTREAM_URL", default=""),
-    "LLM_UPSTREAM_API_KEY": env.str("LLM_UPSTREAM_API_KEY", default=""),
+}
+# The OpenAI-compatible endpoints (docs/llm.md): client keys, and the upstream a proxy forwards to.
+DUALSTREAM_LLM = {
+    "API_KEYS": env.list("LLM_API_KEYS", default=[]),
+    "UPSTREAM_URL": env.str("LLM_UPSTREAM_URL", default=""),
+    "UPSTREAM_API_KEY": env.str("LLM_UPSTREAM_API_KEY", default=""),
 }
 # Seconds between the demo model's tokens (project/demo/llm.py).
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.03)

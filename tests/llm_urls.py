@@ -16,7 +16,7 @@ urlpatterns = [
     path("auth/v1/models", ModelListView.as_view(models=[MODEL], api_keys=[API_KEY])),
     path("scripted/v1/chat/completions", llm_views.ScriptedChatView.as_view()),
     path("tools/v1/chat/completions", llm_views.ToolCallChatView.as_view()),
-    # Its upstream is set by each test (DUALSTREAM["LLM_UPSTREAM_URL"]): the live server's URL is known only then.
+    # Its upstream is set by each test (DUALSTREAM_LLM["UPSTREAM_URL"]): the live server's URL is known only then.
     path("proxy/v1/chat/completions", ChatCompletionProxyView.as_view(api_keys=[PROXY_KEY])),
     path("chunks/", llm_views.StreamChunkView.as_view()),
 ]

@@ -9,16 +9,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from dualstream import (
-    ChatCompletionView,
-    ChatRequest,
-    DataOnlySSERenderer,
-    Delta,
-    DualModeView,
-    Mode,
-    StreamChunk,
-    Usage,
-)
+from dualstream import DualModeView, Mode
+from dualstream.llm import ChatCompletionView, ChatRequest, DataOnlySSERenderer, Delta, StreamChunk, Usage
 
 from .probes import get_probe
 

@@ -17,7 +17,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
-from dualstream import ChatCompletionView, ChatRequest, DataOnlySSERenderer, Delta, Event, LLMError, StreamChunk, Usage
+from dualstream import Event
+from dualstream.llm import ChatCompletionView, ChatRequest, DataOnlySSERenderer, Delta, LLMError, StreamChunk, Usage
 from dualstream.llm import Completion, completion_from_chunks, merge_delta, message_text
 from dualstream.llm.proxy import pieces_of, sse_data, upstream_error
 from project.demo.llm import reply, tokens

@@ -385,7 +385,7 @@ def test_a_view_outside_openais_format_streams_chunks_and_done(http: httpx.Clien
 @pytest.fixture
 def proxy(live_url: str, settings) -> Iterator[OpenAI]:
     """A client of the proxy, whose upstream is the demo model behind a key of its own."""
-    settings.DUALSTREAM = {"LLM_UPSTREAM_URL": f"{live_url}/llm/auth/v1", "LLM_UPSTREAM_API_KEY": API_KEY}
+    settings.DUALSTREAM_LLM = {"UPSTREAM_URL": f"{live_url}/llm/auth/v1", "UPSTREAM_API_KEY": API_KEY}
     with sdk(f"{live_url}/llm/proxy/v1", api_key=PROXY_KEY) as client:
         yield client
 
@@ -415,7 +415,7 @@ def test_the_proxy_has_its_own_keys_and_relays_the_upstreams_client_errors(proxy
 
 
 def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy: OpenAI, settings) -> None:
-    settings.DUALSTREAM = {**settings.DUALSTREAM, "LLM_UPSTREAM_API_KEY": "sk-wrong"}
+    settings.DUALSTREAM_LLM = {**settings.DUALSTREAM_LLM, "UPSTREAM_API_KEY": "sk-wrong"}
     with pytest.raises(openai.InternalServerError) as info:
         proxy.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert info.value.status_code == 502
@@ -423,14 +423,14 @@ def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy: OpenAI, 
 
 
 def test_the_proxy_answers_502_when_the_upstream_is_unreachable(proxy: OpenAI, settings) -> None:
-    settings.DUALSTREAM = {"LLM_UPSTREAM_URL": "http://127.0.0.1:9/v1"}  # the discard port: nothing listens
+    settings.DUALSTREAM_LLM = {"UPSTREAM_URL": "http://127.0.0.1:9/v1"}  # the discard port: nothing listens
     with pytest.raises(openai.InternalServerError) as info:
         proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     assert info.value.status_code == 502
 
 
 def test_the_proxy_relays_a_failure_mid_stream(proxy: OpenAI, live_url: str, settings) -> None:
-    settings.DUALSTREAM = {"LLM_UPSTREAM_URL": f"{live_url}/llm/scripted/v1"}
+    settings.DUALSTREAM_LLM = {"UPSTREAM_URL": f"{live_url}/llm/scripted/v1"}
     stream = proxy.chat.completions.create(
         model="any", messages=MESSAGES, stream=True, extra_body={"tokens": 5, "fail_after": 2}
     )

@@ -1,6 +1,6 @@
 """``ChatCompletionProxyView``: an OpenAI-compatible endpoint in front of another one.
 
-Django adds what the model server lacks: its own client keys (``LLM_API_KEYS``,
+Django adds what the model server lacks: its own client keys (``DUALSTREAM_LLM['API_KEYS']``,
 or ``check_api_key()`` for quotas), logging, a pinned model; the upstream sees
 only this server's key. Needs httpx (``pip install httpx``), which is why this
 module is not imported by ``dualstream.llm``.
@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 from django.core.exceptions import ImproperlyConfigured
 
-from .. import conf
+from ..conf import Setting
+from .conf import LLM
 from .protocol import ChatRequest, Delta, LLMError, Usage
 from .views import ChatCompletionView
 
@@ -28,9 +29,9 @@ class ChatCompletionProxyView(ChatCompletionView):
     """
 
     #: The upstream API's base URL, e.g. ``https://api.openai.com/v1``.
-    upstream_url: str = conf.Setting("LLM_UPSTREAM_URL")  # type: ignore[assignment]
+    upstream_url = Setting[str]("UPSTREAM_URL", LLM)
     #: Sent upstream as ``Authorization: Bearer <key>``; the client's own key never is.
-    upstream_api_key: str = conf.Setting("LLM_UPSTREAM_API_KEY")  # type: ignore[assignment]
+    upstream_api_key = Setting[str]("UPSTREAM_API_KEY", LLM)
     #: Seconds to connect, and to wait for each piece of the upstream's answer.
     upstream_timeout: float = 60.0
 
@@ -40,7 +41,7 @@ class ChatCompletionProxyView(ChatCompletionView):
 
     async def generate(self, chat: ChatRequest) -> AsyncGenerator[Delta | Usage, None]:
         if not self.upstream_url:
-            raise ImproperlyConfigured("Set DUALSTREAM['LLM_UPSTREAM_URL'] or the view's upstream_url.")
+            raise ImproperlyConfigured("Set DUALSTREAM_LLM['UPSTREAM_URL'] or the view's upstream_url.")
         url = self.upstream_url.rstrip("/") + "/chat/completions"
         headers = {"Authorization": f"Bearer {self.upstream_api_key}"} if self.upstream_api_key else {}
         try:

@@ -13,9 +13,10 @@ from django.utils.crypto import constant_time_compare
 from django.utils.decorators import classonlymethod
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import conf
+from ..conf import Setting
 from ..negotiation import Mode
 from ..views import DualModeView, require_async_generator
+from .conf import LLM
 from .protocol import (
     ChatRequest,
     Completion,
@@ -36,7 +37,7 @@ class OpenAIView(DualModeView):
     """
 
     #: Keys accepted as ``Authorization: Bearer <key>``; empty lets every request in.
-    api_keys: Collection[str] = conf.Setting("LLM_API_KEYS")  # type: ignore[assignment]
+    api_keys = Setting[Collection[str]]("API_KEYS", LLM)
     renderer_classes = {**DualModeView.renderer_classes, Mode.SSE: DataOnlySSERenderer}
 
     @classonlymethod
