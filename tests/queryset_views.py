@@ -16,13 +16,14 @@ from django.http import HttpRequest
 from django.urls import path
 
 from dualstream import QuerySetView
-from project.demo.models import Reading
+
+from .models import Sample
 
 FIELDS = ["id", "sensor", "taken_at", "value"]
 
 
 class RowsView(QuerySetView):
-    """The demo table on ``<alias>``; ``?chunk=`` sets ``chunk_size``, ``?fail_at=<id>`` fails on that row."""
+    """The samples on ``<alias>``; ``?chunk=`` sets ``chunk_size``, ``?fail_at=<id>`` fails on that row."""
 
     fields = FIELDS
 
@@ -31,7 +32,7 @@ class RowsView(QuerySetView):
         return int(self.request.GET.get("chunk", 2000))
 
     def get_queryset(self) -> QuerySet[Any, Any]:
-        return Reading.objects.using(self.kwargs["alias"])
+        return Sample.objects.using(self.kwargs["alias"])
 
     def serialize(self, row: dict[str, Any]) -> Any:
         if str(row["id"]) == self.request.GET.get("fail_at"):

@@ -7,7 +7,6 @@ a server (tests/settings.py then adds the "postgres" alias); the PostgreSQL-only
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import time
@@ -24,14 +23,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
 from httpx_sse import connect_sse
 
 from dualstream import QuerySetView, aiterate, conf
-from project.demo.models import Reading
 
+from .models import Sample
 from .queryset_views import FIELDS, gates, reports
 
 POSTGRES = "postgres" in settings.DATABASES
@@ -60,9 +58,9 @@ def server_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[logging
 
 
 def seed(alias: str, rows: int) -> list[dict[str, Any]]:
-    """Seed ``rows`` readings on ``alias``; return them as JSON would carry them, in id order."""
-    call_command("seed_demo", rows=rows, database=alias, stdout=io.StringIO())
-    values = Reading.objects.using(alias).order_by("id").values(*FIELDS)
+    """Top the samples on ``alias`` up to ``rows``; return them as JSON would carry them, in id order."""
+    Sample.top_up(alias, rows)
+    values = Sample.objects.using(alias).order_by("id").values(*FIELDS)
     return json.loads(json.dumps(list(values), cls=DjangoJSONEncoder))
 
 
@@ -153,7 +151,7 @@ def test_a_last_event_id_that_is_not_a_key_is_a_400(http: httpx.Client) -> None:
 
 def test_the_key_is_selected_even_when_fields_leave_it_out(rf) -> None:
     class SensorsOnly(QuerySetView):
-        queryset = Reading.objects.all()
+        queryset = Sample.objects.all()
         fields = ["sensor"]
 
     view = SensorsOnly()
@@ -287,10 +285,10 @@ def test_streaming_memory_does_not_grow_with_the_number_of_rows(http: httpx.Clie
 
 @on_each_database
 def test_aiterate_yields_every_row_in_chunks_and_closes_early(alias: str) -> None:
-    expected = Reading.objects.using(alias).order_by("id")
+    expected = Sample.objects.using(alias).order_by("id")
     seed(alias, 25)
 
-    async def scenario() -> tuple[list[Reading], list[Reading]]:
+    async def scenario() -> tuple[list[Sample], list[Sample]]:
         try:
             everything = [row async for row in aiterate(expected, chunk_size=4)]
             async with aclosing(aiterate(expected, chunk_size=4)) as rows:
@@ -311,7 +309,7 @@ def test_aiterate_closes_its_cursor_in_the_database_thread_when_closed_early(cur
 
     async def scenario() -> list[tuple[str, bool]]:
         try:
-            async with aclosing(aiterate(Reading.objects.using("postgres").order_by("id"), chunk_size=4)) as rows:
+            async with aclosing(aiterate(Sample.objects.using("postgres").order_by("id"), chunk_size=4)) as rows:
                 await anext(rows)
             return await sync_to_async(_open_cursors)()  # the same thread, the same session
         finally:
@@ -328,7 +326,7 @@ async def azip(numbers: range, rows: Any) -> Any:
 
 def test_aiterate_refuses_a_chunk_size_below_one() -> None:
     async def scenario() -> None:
-        async with aclosing(aiterate(Reading.objects.all(), chunk_size=0)) as rows:
+        async with aclosing(aiterate(Sample.objects.all(), chunk_size=0)) as rows:
             await anext(rows)
 
     with pytest.raises(ValueError, match="chunk_size"):

@@ -10,7 +10,6 @@ urlpatterns = [
     path("count-csrf-exempt/", csrf_exempt(views.CountView.as_view())),
     path("mixed/", views.MixedView.as_view()),
     path("endless/", views.EndlessView.as_view()),
-    path("endless-hb/", views.EndlessView.as_view(heartbeat=0.1)),
     path("slow-start/", views.SlowStartView.as_view(heartbeat=0.1)),
     path("slow-start-no-hb/", views.SlowStartView.as_view(heartbeat=None)),
     path("bad-item/", views.BadItemView.as_view()),
