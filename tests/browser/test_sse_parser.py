@@ -62,11 +62,12 @@ def parser_page(dualstream_shared_page):
 def reference_parse(stream: str) -> dict:
     """The WHATWG "interpreting an event stream" rules, transcribed literally (BOM already stripped)."""
     events = []
-    data, event_type, last_id, retry = "", "", "", None
+    data, event_type, id_buffer, last_id, retry = "", "", "", "", None
     lines = re.split(r"\r\n|\n|\r", stream)
     # The text after the last line break is an unfinished line: the stream ended, it is discarded.
     for line in lines[:-1]:
         if line == "":
+            last_id = id_buffer  # dispatch, step 1: before the check for data
             if data == "":
                 event_type = ""
                 continue
@@ -86,7 +87,7 @@ def reference_parse(stream: str) -> dict:
             data += value + "\n"
         elif field == "id":
             if "\0" not in value:
-                last_id = value
+                id_buffer = value
         elif field == "retry":
             if re.fullmatch(r"[0-9]+", value):
                 retry = int(value)
@@ -233,6 +234,29 @@ def test_events_without_data_are_not_dispatched(parser_page):
     result = parse(parser_page, [stream])
     # The type resets with the undispatched event; the id does not.
     assert result["events"] == [{"type": "message", "data": "y", "lastEventId": "6"}]
+
+
+def test_an_event_cut_before_its_blank_line_leaves_the_resume_point(parser_page):
+    """lastEventId is the id as of the last dispatch: the cut event's id would skip it on resume."""
+    stream = "id: 1\ndata: a\n\nid: 2\ndata: b"
+    result = parse(parser_page, [stream])
+    assert result["events"] == [{"type": "message", "data": "a", "lastEventId": "1"}]
+    assert result["lastEventId"] == "1"
+    # Cut anywhere: the resume point is always the id of the last event delivered.
+    whole = as_bytes(stream + "\n\nid: 3\n\ndata: c\n\n")
+    for cut in range(len(whole) + 1):
+        result = parse(parser_page, [whole[:cut]])
+        expected = reference_parse(bytes(whole[:cut]).decode())
+        assert result["lastEventId"] == expected["lastEventId"], cut
+        assert result["events"] == expected["events"], cut
+
+
+def test_an_id_in_a_block_without_data_counts_at_its_blank_line(parser_page):
+    # The spec sets the last event id string before it checks for data: "id: 3" alone moves it.
+    result = parse(parser_page, ["id: 1\ndata: a\n\nid: 3\n\n"])
+    assert result["lastEventId"] == "3"
+    result = parse(parser_page, ["id: 1\ndata: a\n\nid: 3\n"])
+    assert result["lastEventId"] == "1"
 
 
 def test_event_type_resets_after_dispatch(parser_page):

@@ -318,7 +318,8 @@ def test_post_stream_without_done_data_treats_done_text_as_an_item(dualstream_pa
 
 def test_post_stream_cut_is_a_network_error_with_the_last_id(dualstream_page):
     page = dualstream_page
-    page.route(f"{ORIGIN}/chat", Recorder((200, SSE, "id: 3\ndata: 1\n\ndata: half")))
+    # The cut event's own id is not the resume point: its event was never delivered.
+    page.route(f"{ORIGIN}/chat", Recorder((200, SSE, "id: 3\ndata: 1\n\nid: 4\ndata: half")))
     out = run(page, fn="post", url="/chat", body={})
     assert out["outcome"] == "error"
     assert [e for e in without_states(out["log"]) if e[0] == "item"] == [["item", 1]]

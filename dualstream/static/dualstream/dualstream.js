@@ -89,7 +89,7 @@ export class StreamError extends Error {
     this.status = status;
     /** @type {any} The server's `error` object (`{status, message, ...}`), when there was one. */
     this.detail = detail;
-    /** @type {string} The last event id received: send it as `Last-Event-ID` to resume. */
+    /** @type {string} The id as of the last event delivered: send it as `Last-Event-ID` to resume. */
     this.lastEventId = lastEventId;
   }
 }
@@ -98,7 +98,7 @@ export class StreamError extends Error {
  * @typedef {object} SSEEvent
  * @property {string} type         The event name: `"message"` unless an `event:` field named it.
  * @property {string} data         The `data:` lines joined with "\n".
- * @property {string} lastEventId  The last `id:` seen on the stream so far (ids persist across events).
+ * @property {string} lastEventId  The last `id:` as of this event (ids persist across events).
  */
 
 /**
@@ -108,6 +108,10 @@ export class StreamError extends Error {
  * starting with ":" are comments; an `id` containing NUL is ignored; `retry` must be all ASCII
  * digits; a blank line dispatches the event, unless no `data` line was seen; whatever follows
  * the last blank line when the stream ends is discarded.
+ *
+ * `lastEventId` is the resume point: the id as of the last blank line, not the last `id:` line
+ * parsed, so an event cut before its blank line (never delivered) is not skipped on resume. A
+ * block with an `id` but no `data` moves it too: it dispatches nothing, but its id counts.
  *
  * `feed()` takes text, or bytes (`Uint8Array`, `ArrayBuffer`) decoded as UTF-8 with a streaming
  * decoder, so a character split across chunks is decoded whole. One leading byte order mark is
@@ -134,11 +138,13 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
   let data = "";
   let sawData = false;
   let eventType = "";
-  let lastId = "";
+  let idBuffer = "";        // the spec's "last event ID buffer": set by each `id` field as it is parsed
+  let lastId = "";          // the spec's "last event ID string": the buffer as of the last blank line
   let retry = null;
 
   function dispatch() {
-    if (!sawData) {         // the spec's "data buffer is empty": not dispatched, but the id still counts
+    lastId = idBuffer;      // the spec does this before it looks at the data: an id-only block counts
+    if (!sawData) {         // the spec's "data buffer is empty": not dispatched
       eventType = "";
       return;
     }
@@ -173,7 +179,7 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
         sawData = true;
         break;
       case "id":
-        if (!value.includes("\0")) lastId = value;
+        if (!value.includes("\0")) idBuffer = value;
         break;
       case "retry":
         if (/^[0-9]+$/.test(value)) {
@@ -233,6 +239,7 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
       data = "";
       sawData = false;
       eventType = "";
+      idBuffer = lastId;    // the cut event's id goes with it
     },
     get lastEventId() { return lastId; },
     get retry() { return retry; },
@@ -283,6 +290,14 @@ function serverError(body, kind, status, lastEventId) {
   return new StreamError(message, { kind, status: code, detail, lastEventId });
 }
 
+/** The server's named `error` event as a StreamError: its `{"error": {...}}` JSON, or its text. */
+function errorEventError(data, lastEventId) {
+  let body = null;
+  try { body = JSON.parse(data); } catch { /* plain text */ }
+  return serverError(body, "server", undefined, lastEventId) ||
+    new StreamError(data || "The server reported an error", { kind: "server", lastEventId });
+}
+
 async function httpError(response, lastEventId) {
   let body = null;
   try {
@@ -295,9 +310,14 @@ async function httpError(response, lastEventId) {
       { kind: "http", status: response.status, lastEventId });
 }
 
-function withParams(url, set, remove) {
+/** `url` resolved against the page's base URL (a bad URL throws). */
+function resolveURL(url) {
   const base = typeof document !== "undefined" ? document.baseURI : globalThis.location?.href;
-  const u = new URL(url, base);
+  return new URL(url, base);
+}
+
+function withParams(url, set, remove) {
+  const u = resolveURL(url);
   for (const name of remove) u.searchParams.delete(name);
   for (const [name, value] of Object.entries(set)) u.searchParams.set(name, value);
   return u.href;
@@ -361,28 +381,33 @@ function handleOf(s) {
   };
 }
 
-/** Deliver a parsed SSE event (from the fetch reader) by its type. Returns true when it ended the stream. */
-function deliver(s, ev, options, decode) {
-  if (ev.type === "message") {
-    if (options.doneData !== undefined && options.doneData !== null && ev.data === options.doneData) {
-      s.end("done");
-      return true;
-    }
-    call(options.onItem, decode(ev.data), ev);
-  } else if (ev.type === "done") {
-    s.end("done");
-    return true;
-  } else if (ev.type === "error") {
-    let body = null;
-    try { body = JSON.parse(ev.data); } catch { /* plain text */ }
-    s.end("error", serverError(body, "server", undefined, ev.lastEventId) ||
-      new StreamError(ev.data || "The server reported an error", { kind: "server", lastEventId: ev.lastEventId }));
-    return true;
-  } else {
-    const handler = options.onEvent && options.onEvent[ev.type];
-    if (handler) call(handler, decode(ev.data), ev);
+/** An item (`message`) or a named event, a `MessageEvent` or a parsed `SSEEvent`, to its callback. */
+function deliverEvent(ev, options, decode) {
+  const named = options.onEvent || {};
+  const handler = ev.type === "message" ? options.onItem : Object.hasOwn(named, ev.type) && named[ev.type];
+  if (handler) call(handler, decode(ev.data), ev);
+}
+
+/** A batch document's items to `onItem`, then the end: `done`, or the error the document is instead. */
+async function deliverBatch(s, response, options) {
+  let body;
+  try {
+    body = await response.json();
+  } catch (err) {
+    if (!s.over) s.end("error", new StreamError("The response is not JSON", { kind: "protocol", status: response.status, cause: err }));
+    return;
   }
-  return false;
+  if (s.over) return;
+  if (!body || !Array.isArray(body.items)) {
+    s.end("error", serverError(body, "server", response.status, "") ||
+      new StreamError('The response has no "items" list', { kind: "protocol", status: response.status }));
+    return;
+  }
+  for (const item of body.items) {
+    if (s.over) return;  // closed from a callback
+    call(options.onItem, item, undefined);
+  }
+  s.end("done");
 }
 
 /**
@@ -418,24 +443,7 @@ function runBatch(target, options, s) {
     });
     if (!response) return;
     s.setState("open");
-    let body;
-    try {
-      body = await response.json();
-    } catch (err) {
-      if (!s.over) s.end("error", new StreamError("The response is not JSON", { kind: "protocol", status: response.status, cause: err }));
-      return;
-    }
-    if (s.over) return;
-    if (!body || !Array.isArray(body.items)) {
-      s.end("error", serverError(body, "server", response.status, "") ||
-        new StreamError('The response has no "items" list', { kind: "protocol", status: response.status }));
-      return;
-    }
-    for (const item of body.items) {
-      if (s.over) return;  // closed from a callback
-      call(options.onItem, item, undefined);
-    }
-    s.end("done");
+    await deliverBatch(s, response, options);
   })();
 }
 
@@ -448,29 +456,20 @@ function runEventSource(target, options, s) {
   let lastId = options.lastEventId || "";
   const seen = (e) => { if (e.lastEventId) lastId = e.lastEventId; };
 
-  es.addEventListener("open", () => s.setState("open"));
-  es.addEventListener("message", (e) => {
+  const onMessage = (e) => {
     if (s.over) return;
     seen(e);
-    call(options.onItem, decode(e.data), e);
-  });
-  for (const [name, handler] of Object.entries(options.onEvent || {})) {
-    es.addEventListener(name, (e) => {
-      if (s.over) return;
-      seen(e);
-      call(handler, decode(e.data), e);
-    });
-  }
+    deliverEvent(e, options, decode);
+  };
+  es.addEventListener("open", () => s.setState("open"));
+  for (const name of ["message", ...Object.keys(options.onEvent || {})]) es.addEventListener(name, onMessage);
   es.addEventListener("done", () => s.end("done"));
   es.addEventListener("error", (e) => {
     if (s.over) return;
     if (typeof MessageEvent !== "undefined" && e instanceof MessageEvent) {
       // A named `error` event from the server: it carries data, a connection error does not.
       seen(e);
-      let body = null;
-      try { body = JSON.parse(e.data); } catch { /* plain text */ }
-      s.end("error", serverError(body, "server", undefined, lastId) ||
-        new StreamError(e.data || "The server reported an error", { kind: "server", lastEventId: lastId }));
+      s.end("error", errorEventError(e.data, lastId));
     } else if (es.readyState === EventSource.CLOSED) {
       // The browser gave up: an HTTP error status, a 204, or a response that is not an event stream.
       s.end("error", new StreamError(
@@ -566,8 +565,7 @@ export function postStream(url, body, options = {}) {
     payload = JSON.stringify(body);
     if (!headers.has("Content-Type")) headers.set("Content-Type", "application/json");
   }
-  const base = typeof document !== "undefined" ? document.baseURI : globalThis.location?.href;
-  const target = new URL(url, base).href;
+  const target = resolveURL(url).href;
   // Everything above may throw (a bad URL or header, a body JSON cannot encode): before any callback.
   const s = session(options);
   if (s.abortedAtStart) return handleOf(s);
@@ -591,22 +589,7 @@ export function postStream(url, body, options = {}) {
     s.setState("open");
     const type = (response.headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
     if (type === "application/json") {
-      let json;
-      try { json = await response.json(); } catch (err) {
-        if (!s.over) s.end("error", new StreamError("The response is not JSON", { kind: "protocol", status: response.status, cause: err }));
-        return;
-      }
-      if (s.over) return;
-      if (json && Array.isArray(json.items)) {
-        for (const item of json.items) {
-          if (s.over) return;
-          call(options.onItem, item, undefined);
-        }
-        s.end("done");
-      } else {
-        s.end("error", serverError(json, "server", response.status, "") ||
-          new StreamError('The response has no "items" list', { kind: "protocol", status: response.status }));
-      }
+      await deliverBatch(s, response, options);
       return;
     }
     if (type !== "text/event-stream") {
@@ -614,13 +597,19 @@ export function postStream(url, body, options = {}) {
         { kind: "protocol", status: response.status }));
       return;
     }
-    let ended = false;
     const parser = createSSEParser((ev) => {
-      if (!ended && !s.over) ended = deliver(s, ev, options, decode);
+      if (s.over) return;
+      if (ev.type === "done" || (ev.type === "message" && options.doneData != null && ev.data === options.doneData)) {
+        s.end("done");
+      } else if (ev.type === "error") {
+        s.end("error", errorEventError(ev.data, ev.lastEventId));
+      } else {
+        deliverEvent(ev, options, decode);
+      }
     });
     const reader = response.body ? response.body.getReader() : null;
     try {
-      while (reader && !ended && !s.over) {
+      while (reader && !s.over) {
         const { done, value } = await reader.read();
         if (done) break;
         parser.feed(value);
@@ -632,7 +621,7 @@ export function postStream(url, body, options = {}) {
       }
       return;
     } finally {
-      if (reader && (ended || s.over)) reader.cancel().catch(() => {});
+      if (reader && s.over) reader.cancel().catch(() => {});
     }
     if (!s.over) {
       s.end("error", new StreamError("The stream ended before it was complete",
