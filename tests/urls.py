@@ -20,5 +20,6 @@ urlpatterns = [
     path("csrf-page/", views.csrf_page),
     path("llm/", include("tests.llm_urls")),
     path("qs/", include("tests.queryset_views")),
+    path("storm/", include("tests.storm_views")),
     path("", include("project.demo.urls")),
 ]
