@@ -71,8 +71,7 @@ def reference_parse(stream: str) -> dict:
             if data == "":
                 event_type = ""
                 continue
-            if data.endswith("\n"):
-                data = data[:-1]
+            data = data.removesuffix("\n")
             events.append({"type": event_type or "message", "data": data, "lastEventId": last_id})
             data, event_type = "", ""
             continue
@@ -88,9 +87,8 @@ def reference_parse(stream: str) -> dict:
         elif field == "id":
             if "\0" not in value:
                 id_buffer = value
-        elif field == "retry":
-            if re.fullmatch(r"[0-9]+", value):
-                retry = int(value)
+        elif field == "retry" and re.fullmatch(r"[0-9]+", value):
+            retry = int(value)
     return {"events": events, "lastEventId": last_id, "retry": retry}
 
 
@@ -168,9 +166,7 @@ def test_every_single_split_position(parser_page, as_bytes_):
 
 def test_every_pair_of_split_positions_in_bytes(parser_page):
     """Three chunks, cut at every pair of byte positions: CRLF pairs and UTF-8 sequences split."""
-    out = parser_page.evaluate(
-        SPLIT_JS, {"modulePath": MODULE_PATH, "stream": SAMPLE, "asBytes": True, "pairs": True}
-    )
+    out = parser_page.evaluate(SPLIT_JS, {"modulePath": MODULE_PATH, "stream": SAMPLE, "asBytes": True, "pairs": True})
     n = len(SAMPLE.encode())
     assert out["runs"] == (n + 1) * (n + 2) // 2
     assert [r["result"] for r in out["results"]] == [SAMPLE_EXPECTED], out["results"]
@@ -212,9 +208,9 @@ def test_comments_are_ignored(parser_page):
 def test_id_with_nul_is_ignored_and_ids_persist(parser_page):
     stream = (
         "id: 7\ndata: a\n\n"
-        "id: 8\0\ndata: b\n\n"       # NUL: ignored, the last id stays 7
-        "data: c\n\n"                # no id field: the last id carries over
-        "id\ndata: d\n\n"            # an empty id resets it
+        "id: 8\0\ndata: b\n\n"  # NUL: ignored, the last id stays 7
+        "data: c\n\n"  # no id field: the last id carries over
+        "id\ndata: d\n\n"  # an empty id resets it
     )
     result = parse(parser_page, [stream])
     assert [(e["data"], e["lastEventId"]) for e in result["events"]] == [("a", "7"), ("b", "7"), ("c", "7"), ("d", "")]
@@ -305,7 +301,7 @@ def test_invalid_utf8_becomes_replacement_character(parser_page):
 
 def test_a_long_line_over_many_chunks(parser_page):
     payload = "x" * 100_000
-    chunks = [f"data: {payload}\n\n"[i:i + 997] for i in range(0, len(payload) + 8, 997)]
+    chunks = [f"data: {payload}\n\n"[i : i + 997] for i in range(0, len(payload) + 8, 997)]
     result = parse(parser_page, chunks)
     assert [len(e["data"]) for e in result["events"]] == [len(payload)]
 

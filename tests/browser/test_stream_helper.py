@@ -149,7 +149,10 @@ def test_parse_json_off_gives_raw_text(dualstream_page):
     page.route(f"{ORIGIN}/events?*", Recorder((200, SSE, COMPLETE)))
     out = run(page, options={"parseJSON": False}, events=["progress"])
     assert [e[1:] for e in out["log"] if e[0] in ("item", "event")] == [
-        ['{"n": 1}'], ["plain text"], ["42"], ["progress", '{"pct": 50}'],
+        ['{"n": 1}'],
+        ["plain text"],
+        ["42"],
+        ["progress", '{"pct": 50}'],
     ]
 
 
@@ -162,10 +165,18 @@ def test_stream_server_error_event_closes_and_reports(dualstream_page):
     assert out["outcome"] == "error"
     assert without_states(out["log"]) == [
         ["item", 1],
-        ["error", {
-            "name": "StreamError", "kind": "server", "status": 500, "message": "boom",
-            "detail": {"status": 500, "message": "boom"}, "lastEventId": "7", "isError": True,
-        }],
+        [
+            "error",
+            {
+                "name": "StreamError",
+                "kind": "server",
+                "status": 500,
+                "message": "boom",
+                "detail": {"status": 500, "message": "boom"},
+                "lastEventId": "7",
+                "isError": True,
+            },
+        ],
     ]
     assert states(out["log"]) == ["connecting", "open", "closed"]
     assert len(server.requests) == 1
@@ -174,7 +185,7 @@ def test_stream_server_error_event_closes_and_reports(dualstream_page):
 def test_stream_reconnects_after_a_cut_and_resumes_with_last_event_id(dualstream_page):
     page = dualstream_page
     server = Recorder(
-        (200, SSE, "retry: 50\nid: 1\ndata: 1\n\n"),            # cut: no `done`
+        (200, SSE, "retry: 50\nid: 1\ndata: 1\n\n"),  # cut: no `done`
         (200, SSE, "id: 2\ndata: 2\n\nevent: done\ndata:\n\n"),
     )
     page.route(f"{ORIGIN}/events?*", server)
@@ -245,7 +256,13 @@ def test_batch_delivers_the_same_callbacks(dualstream_page, how):
     out = run(page, url="/events?stream=1&page=2", **flags)
     assert out["outcome"] == "done"
     # Batch items arrive as the JSON had them: the string "42" stays a string.
-    assert without_states(out["log"]) == [["item", {"n": 1}], ["item", "plain text"], ["item", "42"], ["item", None], ["done"]]
+    assert without_states(out["log"]) == [
+        ["item", {"n": 1}],
+        ["item", "plain text"],
+        ["item", "42"],
+        ["item", None],
+        ["done"],
+    ]
     assert states(out["log"]) == ["connecting", "open", "closed"]
     [request] = server.requests
     assert request["query"] == {"page": ["2"], "format": ["json"]}
@@ -260,7 +277,10 @@ def test_mode_sse_without_eventsource_is_unsupported(dualstream_page):
 
 def test_batch_http_error_carries_the_server_message(dualstream_page):
     page = dualstream_page
-    page.route(f"{ORIGIN}/events?*", Recorder((404, "application/json", '{"error": {"status": 404, "message": "No such list"}}')))
+    page.route(
+        f"{ORIGIN}/events?*",
+        Recorder((404, "application/json", '{"error": {"status": 404, "message": "No such list"}}')),
+    )
     out = run(page, options={"mode": "batch"})
     assert out["outcome"] == "error"
     error = the_error(out["log"])
@@ -284,10 +304,16 @@ def test_post_stream_sends_json_and_reads_sse(dualstream_page):
     server = Recorder((200, SSE, COMPLETE))
     page.route(f"{ORIGIN}/chat", server)
     body = {"messages": [{"role": "user", "content": "hi \u00e9"}]}
-    out = run(page, fn="post", url="/chat", body=body, options={"headers": {"X-CSRFToken": "t0ken"}}, events=["progress"])
+    out = run(
+        page, fn="post", url="/chat", body=body, options={"headers": {"X-CSRFToken": "t0ken"}}, events=["progress"]
+    )
     assert out["outcome"] == "done"
     assert without_states(out["log"]) == [
-        ["item", {"n": 1}], ["item", "plain text"], ["item", 42], ["event", "progress", {"pct": 50}], ["done"],
+        ["item", {"n": 1}],
+        ["item", "plain text"],
+        ["item", 42],
+        ["event", "progress", {"pct": 50}],
+        ["done"],
     ]
     assert states(out["log"]) == ["connecting", "open", "closed"]
     [request] = server.requests
@@ -302,7 +328,7 @@ def test_post_stream_sends_json_and_reads_sse(dualstream_page):
 def test_post_stream_openai_done_data(dualstream_page):
     page = dualstream_page
     chunk = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}
-    body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\ndata: {{\"after\": true}}\n\n"
+    body = f'data: {json.dumps(chunk)}\n\ndata: [DONE]\n\ndata: {{"after": true}}\n\n'
     page.route(f"{ORIGIN}/v1/chat/completions", Recorder((200, SSE, body)))
     out = run(page, fn="post", url="/v1/chat/completions", body={"stream": True}, options={"doneData": "[DONE]"})
     assert out["outcome"] == "done"
@@ -340,7 +366,9 @@ def test_post_stream_server_error_event(dualstream_page):
 
 def test_post_stream_http_error_json_body(dualstream_page):
     page = dualstream_page
-    page.route(f"{ORIGIN}/chat", Recorder((400, "application/json", '{"error": {"status": 400, "message": "bad body"}}')))
+    page.route(
+        f"{ORIGIN}/chat", Recorder((400, "application/json", '{"error": {"status": 400, "message": "bad body"}}'))
+    )
     out = run(page, fn="post", url="/chat", body={})
     error = the_error(out["log"])
     assert (error["kind"], error["status"], error["message"]) == ("http", 400, "bad body")
@@ -351,7 +379,13 @@ def test_post_stream_accepts_a_batch_answer(dualstream_page):
     page = dualstream_page
     page.route(f"{ORIGIN}/chat", Recorder((200, "application/json", BATCH)))
     out = run(page, fn="post", url="/chat", body={})
-    assert without_states(out["log"]) == [["item", {"n": 1}], ["item", "plain text"], ["item", "42"], ["item", None], ["done"]]
+    assert without_states(out["log"]) == [
+        ["item", {"n": 1}],
+        ["item", "plain text"],
+        ["item", "42"],
+        ["item", None],
+        ["done"],
+    ]
 
 
 def test_post_stream_abort_signal_cancels_quietly(dualstream_page):
@@ -404,7 +438,7 @@ def test_eventsource_resumes_with_last_event_id_over_the_network(loopback_page, 
         last = request["headers"].get("last-event-id")
         if last is None:  # the first connection is cut after one event
             return 200, SSE, [(b"retry: 50\n", 0), (b"id: 1\ndata: ", 0.05), (b'{"n": 1}\n\n', 0.05)]
-        return 200, SSE, [(f"id: 2\ndata: {{\"after\": \"{last}\"}}\n\nevent: done\ndata:\n\n".encode(), 0)]
+        return 200, SSE, [(f'id: 2\ndata: {{"after": "{last}"}}\n\nevent: done\ndata:\n\n'.encode(), 0)]
 
     server.scripts["/countdown"] = countdown
     out = run(loopback_page, url="/countdown", waitAfter=300)
@@ -419,7 +453,7 @@ def test_post_stream_reads_chunks_as_they_arrive(loopback_page, sse_loopback_ser
     server = sse_loopback_server
     # Cuts inside a JSON value, between CR and LF, and inside the two bytes of "\u00e9".
     pieces = [
-        (b": hello\r\n\r\ndata: {\"a\"", 0),
+        (b': hello\r\n\r\ndata: {"a"', 0),
         (b": 1}\r", 0.05),
         (b"\n\r", 0.05),
         (b"\nid: 9\r\ndata: caf\xc3", 0.05),
@@ -444,7 +478,7 @@ def test_post_stream_reads_chunks_as_they_arrive(loopback_page, sse_loopback_ser
         MODULE_PATH,
     )
     assert out["outcome"] == "done"
-    (_, first, first_id, t1), (_, second, second_id, t2), (done, t3) = out["log"]
+    (_, first, first_id, _t1), (_, second, second_id, t2), (done, t3) = out["log"]
     assert (first, first_id, second, second_id, done) == ({"a": 1}, "", "caf\u00e9", "9", "done")
     assert t3 - t2 > 300, out["log"]  # delivered while the response was still open
     [request] = server.requests

@@ -394,7 +394,10 @@ async function deliverBatch(s, response, options) {
   try {
     body = await response.json();
   } catch (err) {
-    if (!s.over) s.end("error", new StreamError("The response is not JSON", { kind: "protocol", status: response.status, cause: err }));
+    if (!s.over) {
+      s.end("error", new StreamError("The response is not JSON",
+        { kind: "protocol", status: response.status, cause: err }));
+    }
     return;
   }
   if (s.over) return;
@@ -617,7 +620,8 @@ export function postStream(url, body, options = {}) {
       parser.end();
     } catch (err) {
       if (!s.over) {
-        s.end("error", new StreamError("The connection was lost", { kind: "network", lastEventId: parser.lastEventId, cause: err }));
+        s.end("error", new StreamError("The connection was lost",
+          { kind: "network", lastEventId: parser.lastEventId, cause: err }));
       }
       return;
     } finally {
