@@ -18,6 +18,8 @@ $(BIN)/.installed: requirements.txt
 
 install: $(BIN)/.installed
 
+# The demo refuses to start without a SECRET_KEY; a local run gets a fresh one unless you set yours.
+run: export SECRET_KEY ?= $(shell $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --rows $(SEED_ROWS)

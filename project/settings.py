@@ -3,30 +3,39 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env(
     DEBUG=(bool, False),
-    SECRET_KEY=(str, "insecure-demo-key-change-me"),
     ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost", "[::1]"]),
     DATABASE_URL=(str, f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 )
 environ.Env.read_env(BASE_DIR / ".env")  # optional; the real environment wins
 
 DEBUG = env("DEBUG")
-SECRET_KEY = env("SECRET_KEY")
+# No shared fallback key: `make run` generates one per run, and DEBUG gets a throwaway one per process.
+SECRET_KEY = env.str("SECRET_KEY", default="") or (get_random_secret_key() if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: set it in the environment or .env (DEBUG=True uses a random one)."
+    )
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    "servestatic",  # system checks of the SERVESTATIC_* settings
     "dualstream",
     "project.demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (dualstream.js, the demo's assets) under uvicorn, with no thread hop for other requests.
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -54,6 +63,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve straight from the apps' and STATICFILES_DIRS' folders, so `make run` needs no collectstatic.
+SERVESTATIC_USE_FINDERS = True
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -46,7 +46,7 @@ _MIDDLES = (
 _CLOSINGS = (
     "Ask the same question again and you will get the same answer.",
     "I am a demo model, so take this with a grain of salt.",
-    "Every word of this reply was streamed as it was written.",
+    "Streamed or not, every word of this reply came from the same generator.",
 )
 
 

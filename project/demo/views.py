@@ -10,7 +10,7 @@ from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404, HttpRequest
 from django.views.generic import TemplateView
 
-from dualstream import DualModeView, Event, Mode, Renderer
+from dualstream import DualModeView, Event, Mode, Renderer, int_id
 
 
 def int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -44,9 +44,8 @@ class TickerView(DualModeView):
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         total = int_param(request, "from", 10, 1, 1000)
         interval = int_param(request, "interval", 300, 0, 10_000) / 1000
-        start = total
-        if self.last_event_id is not None and self.last_event_id.isdigit():
-            start = min(total, int(self.last_event_id) - 1)
+        last = int_id(self.last_event_id)  # anything but a short digit string: start from the top
+        start = total if last is None else min(total, last - 1)
         for n in range(start, -1, -1):
             if n != start:
                 await asyncio.sleep(interval)
@@ -66,13 +65,17 @@ class StreamCut(Exception):
 
 
 def resume_point(view: DualModeView, count: int) -> int:
-    """The number of the last event the client saw (0: none), from ``Last-Event-ID`` or ``?lastEventId=``."""
-    last = view.last_event_id
-    if last is None:
+    """The number of the last event the client saw (0: none), from ``Last-Event-ID`` or ``?lastEventId=``.
+
+    An id that is not an event number is the client's error (400), quoted only in part.
+    """
+    raw = view.last_event_id
+    if raw is None:
         return 0
-    if not last.isdigit():
-        raise BadRequest(f"Last-Event-ID must be an event number, not {last[:40]!r}.")
-    return min(int(last), count)
+    last = int_id(raw)
+    if last is None:
+        raise BadRequest(f"Last-Event-ID must be an event number, not {raw[:20]!r}.")
+    return min(last, count)
 
 
 class FeedView(DualModeView):

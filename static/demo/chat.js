@@ -49,7 +49,7 @@ form.addEventListener("submit", async (event) => {
     if (!response.ok) fail(reply, completion.error.message);
     else show(completion.choices[0].message.content, completion.usage.completion_tokens);
     field("total").textContent = ms();
-    field("state").textContent = "closed";
+    field("state").textContent = response.ok ? "complete" : "failed (http)";
     return;
   }
   current = postStream(form.dataset.endpoint, body, {
@@ -58,7 +58,10 @@ form.addEventListener("submit", async (event) => {
       if (chunk.error) fail(reply, chunk.error.message);
       else if (chunk.choices?.[0]?.delta?.content) show(chunk.choices[0].delta.content, 1);
     },
-    onDone() { field("total").textContent = ms(); },
+    onDone() {  // after onState("closed"): as on the other pages, a finished reply reads "complete"
+      field("total").textContent = ms();
+      field("state").textContent = "complete";
+    },
     onError(err) { if (!reply.classList.contains("error")) fail(reply, err.message); },
     onState(state) { field("state").textContent = state; },
   });
