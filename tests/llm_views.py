@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncGenerator
-from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from dualstream import DualModeView, Mode
-from dualstream.llm import ChatCompletionView, ChatRequest, DataOnlySSERenderer, Delta, StreamChunk, Usage
+from dualstream.llm import ChatCompletionView, ChatRequest, DataOnlySSERenderer, Delta, Usage
 
 from .probes import get_probe
 
 TOOL_CALL_FRAGMENTS = ('{"city": ', '"Paris"}')
+#: What a scripted upstream's errors say about its account: it must never reach the proxy's client.
+UPSTREAM_SECRET = "org-s3cr3t"
 
 
 class ScriptedChatView(ChatCompletionView):
@@ -52,15 +54,53 @@ class ToolCallChatView(ChatCompletionView):
         yield Usage(prompt_tokens=11, completion_tokens=7)
 
 
-class StreamChunkView(DualModeView):
-    """An LLM view outside OpenAI's format, as docs/llm.md shows it: ``?q=`` echoed word by word."""
+class DataOnlyView(DualModeView):
+    """A view outside OpenAI's format, as docs/llm.md shows it: ``?q=`` echoed word by word."""
 
     renderer_classes = {**DualModeView.renderer_classes, Mode.SSE: DataOnlySSERenderer}
 
-    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncGenerator[dict[str, Any], None]:
+    async def produce(self, request: HttpRequest) -> AsyncGenerator[dict[str, str], None]:
         for word in request.GET["q"].split():
-            yield StreamChunk("answer-1", word + " ").as_dict()
-        yield StreamChunk("answer-1", finish_reason="stop").as_dict()
+            yield {"content": word + " "}
 
-    def get_batch_document(self, items: list[Any]) -> Any:
-        return StreamChunk.join(items)
+    def get_batch_document(self, items: list[dict[str, str]]) -> dict[str, str]:
+        return {"content": "".join(item["content"] for item in items)}
+
+
+def _sse(*data: str) -> bytes:
+    return "".join(f"data: {d}\n\n" for d in data).encode()
+
+
+def _chunk(content: str) -> str:
+    """An upstream chunk carrying ``content``; json.dumps escapes a lone surrogate as ``\\udXXX``, as upstreams do."""
+    return json.dumps({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]})
+
+
+def _error(message: str) -> str:
+    return json.dumps({"error": {"message": message, "type": "tokens", "param": None, "code": "rate_limit_exceeded"}})
+
+
+#: What a scripted upstream answers, by the name in its URL: (status, content type, body).
+UPSTREAM_SCRIPTS: dict[str, tuple[int, str, bytes]] = {
+    "surrogate-mid-stream": (200, "text/event-stream", _sse(_chunk("fine "), _chunk("\ud800"), "[DONE]")),
+    "surrogate-first": (200, "text/event-stream", _sse(_chunk("\udfff"), "[DONE]")),
+    "rate-limited": (429, "application/json", _error(f"Rate limit reached for {UPSTREAM_SECRET}.").encode()),
+    "bad-request": (400, "application/json", _error(f"{UPSTREAM_SECRET} refuses.").encode()),
+    "server-error": (500, "text/html", f"<h1>{UPSTREAM_SECRET} is down</h1>".encode()),
+    "error-mid-stream": (200, "text/event-stream", _sse(_chunk("fine "), _error(f"{UPSTREAM_SECRET} broke."))),
+    "deep-json": (200, "text/event-stream", _sse(_chunk("fine "), "[" * 5000 + "]" * 5000)),
+    "not-a-chunk": (200, "text/event-stream", _sse(_chunk("fine "), '{"choices": [1]}')),
+    "bad-usage": (200, "text/event-stream", _sse(_chunk("fine "), '{"choices": [], "usage": {"prompt_tokens": "x"}}')),
+}
+
+
+async def scripted_upstream(request: HttpRequest, script: str) -> HttpResponse:
+    """An OpenAI-compatible upstream for the proxy, answering as ``UPSTREAM_SCRIPTS[script]`` says.
+
+    ``echo`` streams one token: the JSON of what the proxy sent, its body and its ``Authorization``.
+    """
+    if script == "echo":
+        sent = {"body": json.loads(request.body), "authorization": request.headers.get("Authorization")}
+        return HttpResponse(_sse(_chunk(json.dumps(sent)), "[DONE]"), content_type="text/event-stream")
+    status, content_type, body = UPSTREAM_SCRIPTS[script]
+    return HttpResponse(body, status=status, content_type=content_type)

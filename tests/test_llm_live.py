@@ -11,12 +11,15 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from django.contrib.auth.models import User
+from django.middleware.csrf import get_token
+from django.test import Client, RequestFactory
 from openai import AsyncOpenAI, OpenAI
 
 from project.demo.llm import MODEL, reply, tokens
 
-from .llm_urls import API_KEY, PROXY_KEY
-from .llm_views import TOOL_CALL_FRAGMENTS
+from .llm_urls import API_KEY, PROXY_KEY, PROXY_MODELS
+from .llm_views import TOOL_CALL_FRAGMENTS, UPSTREAM_SECRET
 from .probes import new_probe
 
 MESSAGES = [
@@ -67,8 +70,20 @@ def joined(chunks: list[Any]) -> str:
 # The demo endpoint, through the SDK ------------------------------------------------------------
 
 
-def test_models_list(client: OpenAI) -> None:
+def test_models_list_and_retrieve(client: OpenAI) -> None:
     assert [m.id for m in client.models.list()] == [MODEL]
+    model = client.models.retrieve(MODEL)
+    assert (model.id, model.object, model.owned_by) == (MODEL, "model", "dualstream")
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("gpt-nothing")
+    assert info.value.code == "model_not_found"
+
+
+def test_models_retrieve_checks_the_key(live_url: str) -> None:
+    with sdk(f"{live_url}/llm/auth/v1", api_key=API_KEY) as client:
+        assert client.models.retrieve(MODEL).id == MODEL
+    with sdk(f"{live_url}/llm/auth/v1", api_key="sk-wrong") as client, pytest.raises(openai.AuthenticationError):
+        client.models.retrieve(MODEL)
 
 
 def test_a_batch_completion_is_the_demo_models_reply(client: OpenAI) -> None:
@@ -121,8 +136,10 @@ def test_a_token_limit_cuts_the_answer_with_finish_reason_length(client: OpenAI,
 
 def test_the_same_conversation_gets_the_same_answer_and_another_does_not(client: OpenAI) -> None:
     other = [{"role": "user", "content": "Why is the sky blue at noon?"}]
-    answers = [client.chat.completions.create(model=MODEL, messages=m).choices[0].message.content
-               for m in (MESSAGES, MESSAGES, other)]
+    answers = [
+        client.chat.completions.create(model=MODEL, messages=m).choices[0].message.content
+        for m in (MESSAGES, MESSAGES, other)
+    ]
     assert answers[0] == answers[1] != answers[2]
     assert "sky" in answers[2]
 
@@ -153,6 +170,12 @@ def test_unknown_fields_are_ignored(client: OpenAI) -> None:
         model=MODEL, messages=MESSAGES, extra_body={"frobnicate": True, "n": 1, "stop": ["x"]}
     )
     assert completion.choices[0].message.content == reply(MESSAGES)
+
+
+def test_n_other_than_one_is_refused(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2)
+    assert (info.value.param, info.value.code) == ("n", "unsupported_value")
 
 
 def test_an_unknown_model_is_not_found(client: OpenAI) -> None:
@@ -272,7 +295,9 @@ def test_an_async_client_that_leaves_early_cancels_the_generator(live_url: str) 
     async def main() -> None:
         async with AsyncOpenAI(base_url=f"{live_url}/llm/scripted/v1", api_key="unused", max_retries=0) as client:
             stream = await client.chat.completions.create(
-                model="any", messages=MESSAGES, stream=True,
+                model="any",
+                messages=MESSAGES,
+                stream=True,
                 extra_body={"probe": token, "tokens": None, "delay": 0.01},
             )
             async for chunk in stream:
@@ -345,6 +370,16 @@ def test_malformed_json_is_a_400_in_openais_shape(http: httpx.Client) -> None:
     assert response.json()["error"]["code"] == "invalid_json"
 
 
+def test_json_nested_5000_deep_is_a_400_in_openais_shape_and_logs_no_traceback(
+    http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = b'{"model": "m", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = http.post("/v1/chat/completions", content=deep, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert not [record for record in caplog.records if record.exc_info]
+
+
 def test_missing_messages_is_a_400(http: httpx.Client) -> None:
     response = http.post("/v1/chat/completions", json={"model": MODEL})
     assert response.status_code == 400
@@ -367,16 +402,57 @@ def test_a_refused_negotiation_is_an_error_in_openais_shape(http: httpx.Client) 
     assert response.json()["error"].keys() == {"message", "type", "param", "code"}
 
 
-def test_a_view_outside_openais_format_streams_chunks_and_done(http: httpx.Client) -> None:
-    streamed = http.get("/llm/chunks/?q=one two three&stream=1").text
-    blocks = streamed.removesuffix("\n\n").split("\n\n")
-    assert blocks[-1] == "data: [DONE]"
-    chunks = [json.loads(b.removeprefix("data: ")) for b in blocks[:-1]]
-    assert http.get("/llm/chunks/?q=one two three").json() == {
-        "id": chunks[0]["id"],
-        "content": "".join(c["content"] for c in chunks),
-        "finish_reason": chunks[-1]["finish_reason"],
-    }
+def test_a_view_outside_openais_format_streams_data_and_done(http: httpx.Client) -> None:
+    streamed = http.get("/llm/data-only/?q=one two three&stream=1").text
+    assert (
+        streamed
+        == 'data: {"content":"one "}\n\ndata: {"content":"two "}\n\ndata: {"content":"three "}\n\ndata: [DONE]\n\n'
+    )
+    assert http.get("/llm/data-only/?q=one two three").json() == {"content": "one two three "}
+
+
+# CSRF where a cookie authenticates -------------------------------------------------------------
+
+
+@pytest.fixture
+def session_cookie(transactional_db: None) -> str:
+    """The session cookie of a logged-in user, as the victim's browser holds it; the live server shares the database."""
+    client = Client()
+    client.force_login(User.objects.create_user("alice"))
+    return client.cookies["sessionid"].value
+
+
+def test_a_cross_site_post_with_the_victims_session_is_refused(http: httpx.Client, session_cookie: str) -> None:
+    url, body = "/llm/login/v1/chat/completions", json.dumps({"model": "any", "messages": MESSAGES})
+    forged = http.post(
+        url,
+        content=body,
+        headers={
+            "Content-Type": "text/plain",
+            "Origin": "https://evil.example",
+            "Cookie": f"sessionid={session_cookie}",
+        },
+    )
+    assert forged.status_code == 403
+    assert forged.json()["error"]["code"] == "csrf_failed"
+    anonymous = http.post(url, content=body, headers={"Content-Type": "text/plain"})
+    assert anonymous.status_code == 302  # login_required, as Django does it
+
+
+def test_the_same_session_with_djangos_csrf_token_or_a_bearer_key_is_let_in(
+    http: httpx.Client, session_cookie: str
+) -> None:
+    url, body = "/llm/login/v1/chat/completions", {"model": "any", "messages": MESSAGES, "tokens": 2}
+    secret = get_token(RequestFactory().get("/"))
+    with_token = http.post(
+        url, json=body, headers={"Cookie": f"sessionid={session_cookie}; csrftoken={secret}", "X-CSRFToken": secret}
+    )
+    assert with_token.status_code == 200
+    assert with_token.json()["choices"][0]["message"]["content"] == "t0 t1 "
+    with_key = http.post(
+        url, json=body, headers={"Cookie": f"sessionid={session_cookie}", "Authorization": "Bearer sk-any"}
+    )
+    assert with_key.status_code == 200
 
 
 # The proxy, with the live server as its own upstream ------------------------------------------
@@ -388,6 +464,16 @@ def proxy(live_url: str, settings) -> Iterator[OpenAI]:
     settings.DUALSTREAM_LLM = {"UPSTREAM_URL": f"{live_url}/llm/auth/v1", "UPSTREAM_API_KEY": API_KEY}
     with sdk(f"{live_url}/llm/proxy/v1", api_key=PROXY_KEY) as client:
         yield client
+
+
+@pytest.fixture
+def upstream(live_url: str, settings):
+    """Points the proxy at a scripted upstream (tests/llm_views.py's UPSTREAM_SCRIPTS), by script name."""
+
+    def use(script: str) -> None:
+        settings.DUALSTREAM_LLM = {"UPSTREAM_URL": f"{live_url}/llm/upstream/{script}/v1", "UPSTREAM_API_KEY": "sk-up"}
+
+    return use
 
 
 def test_the_proxy_streams_and_batches_the_upstreams_answer(proxy: OpenAI, client: OpenAI) -> None:
@@ -406,12 +492,79 @@ def test_the_proxy_passes_limits_and_finish_reasons_through(proxy: OpenAI, clien
     assert proxied.choices[0].finish_reason == direct.choices[0].finish_reason == "length"
 
 
-def test_the_proxy_has_its_own_keys_and_relays_the_upstreams_client_errors(proxy: OpenAI, live_url: str) -> None:
+def test_the_proxy_maps_model_names_and_answers_with_the_clients_name(proxy: OpenAI) -> None:
+    answer = proxy.chat.completions.create(model="alias", messages=MESSAGES)  # the upstream's MODEL
+    assert answer.choices[0].message.content == reply(MESSAGES)
+    assert answer.model == "alias"
+    assert [m.id for m in proxy.models.list()] == list(PROXY_MODELS)
+
+
+def test_the_proxy_refuses_what_it_does_not_support_before_calling_upstream(proxy: OpenAI, upstream) -> None:
+    upstream("server-error")  # a request that went upstream would be a 502
+    with pytest.raises(openai.NotFoundError) as info:
+        proxy.chat.completions.create(model="gpt-4-expensive", messages=MESSAGES)
+    assert info.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as info:
+        proxy.chat.completions.create(model=MODEL, messages=MESSAGES, n=3)
+    assert info.value.param == "n"
+
+
+def test_the_proxy_forwards_only_the_allowed_fields_with_its_own_key(proxy: OpenAI, upstream) -> None:
+    upstream("echo")
+    answer = proxy.chat.completions.create(
+        model="alias",
+        messages=MESSAGES,
+        temperature=0.5,
+        stop=["x"],
+        n=1,
+        user="u-1",
+        store=True,
+        metadata={"k": "v"},
+        service_tier="priority",
+        logprobs=True,
+        extra_body={"frobnicate": 1},
+    )
+    sent = json.loads(answer.choices[0].message.content)
+    assert sent["authorization"] == "Bearer sk-up"  # the proxy's upstream key, never the client's
+    assert sent["body"] == {
+        "model": MODEL,
+        "messages": MESSAGES,
+        "temperature": 0.5,
+        "stop": ["x"],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_the_proxy_has_its_own_keys(proxy: OpenAI, live_url: str) -> None:
     with sdk(f"{live_url}/llm/proxy/v1", api_key=API_KEY) as client, pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model=MODEL, messages=MESSAGES)  # the upstream's key is not the proxy's
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "status"),
+    [
+        ("rate-limited", openai.RateLimitError, 429),
+        ("bad-request", openai.BadRequestError, 400),
+        ("server-error", openai.InternalServerError, 502),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_error_keeps_its_status_and_its_text_stays_in_the_servers_log(
+    proxy: OpenAI, upstream, caplog: pytest.LogCaptureFixture, script: str, error: type, status: int, stream: bool
+) -> None:
+    upstream(script)
+    with pytest.raises(error) as info:
+        proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=stream)
+    assert info.value.status_code == status
+    assert UPSTREAM_SECRET not in json.dumps(info.value.body) and UPSTREAM_SECRET not in info.value.message
+    assert any(UPSTREAM_SECRET in r.getMessage() for r in caplog.records if r.name == "dualstream.llm")
+
+
+def test_an_upstream_missing_a_mapped_model_is_a_generic_404(proxy: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        proxy.chat.completions.create(model="gpt-nothing", messages=MESSAGES)
-    assert info.value.code == "model_not_found"
+        proxy.chat.completions.create(model="missing", messages=MESSAGES)  # "gpt-nothing" upstream
+    assert "gpt-nothing" not in info.value.message
 
 
 def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy: OpenAI, settings) -> None:
@@ -429,13 +582,48 @@ def test_the_proxy_answers_502_when_the_upstream_is_unreachable(proxy: OpenAI, s
     assert info.value.status_code == 502
 
 
-def test_the_proxy_relays_a_failure_mid_stream(proxy: OpenAI, live_url: str, settings) -> None:
-    settings.DUALSTREAM_LLM = {"UPSTREAM_URL": f"{live_url}/llm/scripted/v1"}
-    stream = proxy.chat.completions.create(
-        model="any", messages=MESSAGES, stream=True, extra_body={"tokens": 5, "fail_after": 2}
-    )
+@pytest.mark.parametrize("script", ["error-mid-stream", "deep-json", "not-a-chunk", "bad-usage"])
+def test_a_broken_upstream_stream_is_an_error_after_the_tokens_before_it(
+    proxy: OpenAI, upstream, caplog: pytest.LogCaptureFixture, script: str
+) -> None:
+    upstream(script)
+    stream = proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     received = []
-    with pytest.raises(openai.APIError):
+    with pytest.raises(openai.APIError) as info:
         for chunk in stream:
             received.append(chunk.choices[0].delta.content)
-    assert received == [None, "t0 ", "t1 "]
+    assert received == [None, "fine "]
+    assert UPSTREAM_SECRET not in info.value.message
+    assert not [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], RecursionError)]
+
+
+def test_a_lone_surrogate_from_upstream_mid_stream_is_an_error_event(http: httpx.Client, upstream) -> None:
+    upstream("surrogate-mid-stream")
+    body = {"model": MODEL, "messages": MESSAGES, "stream": True}
+    response = http.post("/llm/proxy/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROXY_KEY}"})
+    assert response.status_code == 200
+    blocks = response.text.removesuffix("\n\n").split("\n\n")
+    data = [json.loads(block.removeprefix("data: ")) for block in blocks if block.startswith("data: ")]
+    assert [d["choices"][0]["delta"].get("content") for d in data[:-1]] == [None, "fine "]
+    assert data[-1]["error"]["type"] == "server_error"
+    assert "[DONE]" not in response.text
+
+
+@pytest.mark.parametrize("script", ["surrogate-mid-stream", "surrogate-first"])
+def test_a_lone_surrogate_from_upstream_in_batch_mode_is_a_json_500(http: httpx.Client, upstream, script: str) -> None:
+    upstream(script)
+    body = {"model": MODEL, "messages": MESSAGES}
+    response = http.post("/llm/proxy/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROXY_KEY}"})
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+
+
+def test_a_lone_surrogate_from_upstream_first_is_an_error_not_an_empty_200(http: httpx.Client, upstream) -> None:
+    upstream("surrogate-first")
+    body = {"model": MODEL, "messages": MESSAGES, "stream": True}
+    response = http.post("/llm/proxy/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROXY_KEY}"})
+    if response.status_code == 500:  # failed before the first chunk was sent
+        assert response.json()["error"]["type"] == "server_error"
+    else:
+        last = response.text.removesuffix("\n\n").split("\n\n")[-1]
+        assert (response.status_code, json.loads(last.removeprefix("data: "))["error"]["type"]) == (200, "server_error")

@@ -1,6 +1,7 @@
 """OpenAI-compatible chat endpoints from one async generator of tokens.
 
-The proxy to an upstream API lives in ``dualstream.llm.proxy``: it needs httpx.
+Settings: ``DUALSTREAM_LLM`` (``dualstream.llm.conf``). The proxy to an upstream
+API lives in ``dualstream.llm.proxy``: it needs httpx.
 """
 
 from .protocol import (
@@ -9,13 +10,12 @@ from .protocol import (
     DataOnlySSERenderer,
     Delta,
     LLMError,
-    StreamChunk,
     Usage,
     completion_from_chunks,
     merge_delta,
     message_text,
 )
-from .views import ChatCompletionView, ModelListView, OpenAIView
+from .views import ChatCompletionView, ModelDetailView, ModelListView, ModelsView, OpenAIView
 
 __all__ = [
     "ChatCompletionView",
@@ -24,9 +24,10 @@ __all__ = [
     "DataOnlySSERenderer",
     "Delta",
     "LLMError",
+    "ModelDetailView",
     "ModelListView",
+    "ModelsView",
     "OpenAIView",
-    "StreamChunk",
     "Usage",
     "completion_from_chunks",
     "merge_delta",

@@ -1,7 +1,4 @@
-"""Settings of the OpenAI-compatible views, in their own dict::
-
-    DUALSTREAM_LLM = {"API_KEYS": ["sk-..."], "UPSTREAM_URL": "https://api.openai.com/v1"}
-"""
+"""Settings of the OpenAI-compatible views, in their own dict: ``DUALSTREAM_LLM = {"API_KEYS": ["sk-..."]}``."""
 
 from __future__ import annotations
 

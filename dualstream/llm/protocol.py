@@ -10,7 +10,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -57,8 +57,9 @@ class ChatRequest:
     """A validated chat-completions request.
 
     Only the fields the view acts on are parsed; every other field (``tools``,
-    ``stop``, ``n``...) is accepted unchecked and kept in ``body``, for a
-    ``generate()`` or a proxy that wants it.
+    ``stop``...) is accepted unchecked and kept in ``body``, for a
+    ``generate()`` or a proxy that wants it. ``n`` other than 1 is refused:
+    an answer has one choice.
     """
 
     model: str
@@ -78,6 +79,8 @@ class ChatRequest:
             body = json.loads(raw)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
             raise LLMError(400, "The request body is not valid JSON.", code="invalid_json") from None
+        except RecursionError:  # arrays or objects nested deeper than the parser's stack
+            raise LLMError(400, "The request body is nested too deeply.", code="invalid_json") from None
         if not isinstance(body, dict):
             raise LLMError(400, "The request body must be a JSON object.", code="invalid_json")
         model = _required(body, "model", str)
@@ -88,6 +91,8 @@ class ChatRequest:
             _check(message, f"messages[{i}]", dict)
             _check(message.get("role"), f"messages[{i}].role", str)
             _check(message.get("content"), f"messages[{i}].content", str, list, type(None))
+        if _optional(body, "n", int) not in (None, 1):
+            raise LLMError(400, "Only one choice is supported: 'n' must be 1.", param="n", code="unsupported_value")
         options = _optional(body, "stream_options", dict) or {}
         limit_name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
         max_tokens = _optional(body, limit_name, int)
@@ -105,6 +110,15 @@ class ChatRequest:
             temperature=temperature,
             body=body,
         )
+
+
+def model_not_found(name: str) -> LLMError:
+    """The 404 for a model this endpoint does not serve; a long name is cut, not echoed whole."""
+    shown = name if len(name) <= _SHOWN else name[:_SHOWN] + "..."
+    return LLMError(404, f"The model {shown!r} does not exist.", param="model", code="model_not_found")
+
+
+_SHOWN = 100  # characters of a client's model name an error repeats
 
 
 def _check(value: Any, param: str, *kinds: type) -> None:
@@ -256,35 +270,6 @@ def _merge_items(into: list[Any], items: list[Any]) -> None:
             into.append(copy.deepcopy(item))
         else:
             merge_delta(same, item)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamChunk:
-    """One piece of a streamed text answer, for LLM views outside OpenAI's format.
-
-    ``{"id", "content", "finish_reason"}``: one ``id`` for the whole answer, and
-    a ``finish_reason`` on the last chunk only. Yield ``chunk.as_dict()`` from a
-    ``DualModeView`` whose SSE renderer is ``DataOnlySSERenderer``: the stream
-    ends with ``data: [DONE]``, on which ``postStream(url, body, {doneData: "[DONE]"})``
-    of the browser helper stops. ``StreamChunk.join`` is the batch answer.
-    """
-
-    id: str
-    content: str = ""
-    finish_reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "content": self.content, "finish_reason": self.finish_reason}
-
-    @staticmethod
-    def join(chunks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-        """The whole answer the chunks make: their content joined, and the last finish reason."""
-        chunks = list(chunks)
-        return {
-            "id": chunks[0]["id"] if chunks else None,
-            "content": "".join(chunk["content"] for chunk in chunks),
-            "finish_reason": next((c["finish_reason"] for c in reversed(chunks) if c["finish_reason"]), None),
-        }
 
 
 class DataOnlySSERenderer(SSERenderer):

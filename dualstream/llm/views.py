@@ -1,14 +1,16 @@
-"""OpenAI-compatible endpoints as ``DualModeView`` subclasses: chat completions and the model list."""
+"""OpenAI-compatible endpoints as ``DualModeView`` subclasses: chat completions and the models."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection
 from contextlib import aclosing
 from functools import cached_property
 from typing import Any
 
-from django.http import HttpRequest
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest, HttpResponse, RawPostDataException
 from django.http.response import HttpResponseBase
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.crypto import constant_time_compare
 from django.utils.decorators import classonlymethod
 from django.views.decorators.csrf import csrf_exempt
@@ -26,14 +28,22 @@ from .protocol import (
     Usage,
     completion_from_chunks,
     message_text,
+    model_not_found,
 )
 
 
-class OpenAIView(DualModeView):
-    """What every OpenAI-compatible endpoint shares: bearer keys, OpenAI-shaped errors, data-only SSE.
+def bearer_token(request: HttpRequest) -> str | None:
+    """The key in ``Authorization: Bearer <key>``, or None when the request has no such header."""
+    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else None
 
-    Clients authenticate with a key, not a cookie, so CSRF does not apply:
-    ``as_view()`` returns a ``csrf_exempt`` view.
+
+class OpenAIView(DualModeView):
+    """What every OpenAI-compatible endpoint shares: bearer keys, CSRF where cookies count, OpenAI-shaped errors.
+
+    API clients send a bearer key and no CSRF token: ``as_view()`` is
+    ``csrf_exempt``, and the view runs Django's CSRF check itself on the
+    requests a browser could send on its own (see ``needs_csrf_check()``).
     """
 
     #: Keys accepted as ``Authorization: Bearer <key>``; empty lets every request in.
@@ -45,12 +55,44 @@ class OpenAIView(DualModeView):
         return csrf_exempt(super().as_view(**initkwargs))
 
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if request.method != "OPTIONS":  # a CORS preflight carries no credentials
-            try:
+        try:
+            self.check_csrf(request)
+            if request.method != "OPTIONS":  # a CORS preflight carries no credentials
                 await self.check_api_key(request)
-            except LLMError as exc:
-                return self.error_response(*self.get_error_body(exc))
+        except LLMError as exc:
+            return self.error_response(*self.get_error_body(exc))
         return await super().dispatch(request, *args, **kwargs)
+
+    def needs_csrf_check(self, request: HttpRequest) -> bool:
+        """Whether the request may carry credentials a browser sends by itself: then Django's CSRF rules apply.
+
+        A bearer key is sent only by code that holds it (a cross-site page
+        cannot add the header without a CORS preflight), and a request with
+        no cookie and no other ``Authorization`` has no ambient credentials to
+        abuse. Anything else (a session cookie, HTTP Basic) is checked.
+        """
+        if bearer_token(request) is not None:
+            return False
+        return bool(request.COOKIES) or "HTTP_AUTHORIZATION" in request.META
+
+    def check_csrf(self, request: HttpRequest) -> None:
+        """Raise ``LLMError`` (403) when the request needs Django's CSRF check and fails it.
+
+        The check is Django's own, as ``csrf_protect`` runs it (same token,
+        ``Origin`` and ``Referer`` rules, ``CSRF_TRUSTED_ORIGINS``); Django
+        logs the reason on ``django.security.csrf``.
+        """
+        if not self.needs_csrf_check(request):
+            return
+        # The middleware wants a get_response and a view: it calls neither, and reads only the view's csrf_exempt.
+        refusal = CsrfViewMiddleware(HttpResponse).process_view(request, HttpResponse, (), {})
+        if refusal is not None:
+            raise LLMError(
+                403,
+                "CSRF verification failed: a request authenticated by cookie needs Django's CSRF token "
+                "(the X-CSRFToken header); API clients send 'Authorization: Bearer <key>'.",
+                code="csrf_failed",
+            )
 
     async def check_api_key(self, request: HttpRequest) -> None:
         """Raise ``LLMError`` (401) unless the request carries one of ``api_keys``.
@@ -60,8 +102,8 @@ class OpenAIView(DualModeView):
         """
         if not self.api_keys:
             return
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not any(constant_time_compare(key.strip(), k) for k in self.api_keys):
+        key = bearer_token(request)
+        if key is None or not any(constant_time_compare(key, k) for k in self.api_keys):
             raise LLMError(
                 401, "Missing or incorrect API key: send 'Authorization: Bearer <key>'.", code="invalid_api_key"
             )
@@ -94,7 +136,7 @@ class ChatCompletionView(OpenAIView):
 
     http_method_names = ["post", "options"]
     #: The model names served; asking for another is a 404. Empty: any name.
-    models: Sequence[str] = ()
+    models: Collection[str] = ()
 
     generate: Callable[[ChatRequest], AsyncGenerator[str | Delta | Usage, None]]
 
@@ -106,13 +148,17 @@ class ChatCompletionView(OpenAIView):
     @cached_property
     def chat(self) -> ChatRequest:
         """The request body, validated: raises ``LLMError`` (400)."""
-        return ChatRequest.parse(self.request.body)
+        try:
+            raw = self.request.body
+        except RawPostDataException:  # a form body that the CSRF check read: it is not JSON either
+            raise LLMError(400, "The request body is not valid JSON.", code="invalid_json") from None
+        return ChatRequest.parse(raw)
 
     def get_mode(self) -> Mode:
         """The body's ``"stream"`` decides, as OpenAI clients expect; without it, the usual negotiation."""
         try:
             stream = self.chat.stream
-        except Exception:  # a bad or too big body: produce() meets it again and reports it
+        except (LLMError, SuspiciousOperation):  # a bad or too big body: produce() meets it again and reports it
             stream = None
         if stream is None:
             return super().get_mode()
@@ -125,7 +171,7 @@ class ChatCompletionView(OpenAIView):
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncGenerator[dict[str, Any], None]:
         chat = self.chat
         if self.models and chat.model not in self.models:
-            raise LLMError(404, f"The model {chat.model!r} does not exist.", param="model", code="model_not_found")
+            raise model_not_found(chat.model)
         completion = Completion(chat.model)
         tokens, finish_reason, usage = 0, "stop", None
         started = False  # the role chunk waits for the first piece: a failure before it is an HTTP error
@@ -151,23 +197,43 @@ class ChatCompletionView(OpenAIView):
         if not started:
             yield completion.chunk({"role": "assistant"})
         yield completion.chunk({}, finish_reason)
-        if chat.include_usage or not self.get_mode().streams:
+        if chat.include_usage or not self.mode.streams:
             yield completion.usage_chunk(usage or Usage(self.count_prompt_tokens(chat), tokens))
 
     def get_batch_document(self, items: list[Any]) -> Any:
         return completion_from_chunks(items)
 
 
-class ModelListView(OpenAIView):
-    """``GET /v1/models``: the names in ``models``, as OpenAI's model list."""
+class ModelsView(OpenAIView):
+    """What the model endpoints share: the names served, as OpenAI's model objects."""
 
     http_method_names = ["get", "head", "options"]
-    models: Sequence[str] = ()
+    #: The model names listed; a mapping lists its keys (a proxy's ``models`` can be passed as it is).
+    models: Collection[str] = ()
     owned_by: str = "dualstream"
+
+    def model_object(self, name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 0, "owned_by": self.owned_by}
+
+
+class ModelListView(ModelsView):
+    """``GET /v1/models``: the names in ``models``, as OpenAI's model list."""
 
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncGenerator[dict[str, Any], None]:
         for name in self.models:
-            yield {"id": name, "object": "model", "created": 0, "owned_by": self.owned_by}
+            yield self.model_object(name)
 
     def get_batch_document(self, items: list[Any]) -> Any:
         return {"object": "list", "data": items}
+
+
+class ModelDetailView(ModelsView):
+    """``GET /v1/models/<path:model>`` (the SDKs' ``models.retrieve``): one of ``models``, or a 404 in OpenAI's shape."""
+
+    async def produce(self, request: HttpRequest, model: str) -> AsyncGenerator[dict[str, Any], None]:
+        if model not in self.models:
+            raise model_not_found(model)
+        yield self.model_object(model)
+
+    def get_batch_document(self, items: list[Any]) -> Any:
+        return items[0]

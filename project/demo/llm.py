@@ -17,6 +17,8 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
 from dualstream.llm import ChatCompletionView, ChatRequest, message_text
@@ -94,5 +96,8 @@ class DemoChatView(ChatCompletionView):
             yield token
 
 
+@method_decorator(ensure_csrf_cookie, name="dispatch")
 class ChatPageView(TemplateView):
+    """The chat page. Its POSTs carry the session's cookies, so they send Django's CSRF token from this cookie."""
+
     template_name = "demo/chat.html"

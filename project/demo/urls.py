@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dualstream.llm import ModelListView
+from dualstream.llm import ModelDetailView, ModelListView
 
 from . import exports, llm, views
 
@@ -20,4 +20,5 @@ urlpatterns = [
     path("chat/", llm.ChatPageView.as_view(), name="chat-page"),
     path("v1/chat/completions", llm.DemoChatView.as_view(), name="chat-completions"),
     path("v1/models", ModelListView.as_view(models=[llm.MODEL]), name="models"),
+    path("v1/models/<path:model>", ModelDetailView.as_view(models=[llm.MODEL]), name="model"),
 ]

@@ -5,6 +5,8 @@ const { postStream } = await import(form.dataset.helper);
 const log = document.getElementById("chat-log");
 const field = (name) => document.querySelector(`.timings .${name}`);
 let current = null;
+// The page sets Django's csrftoken cookie: a POST that carries cookies must send the token back.
+const csrf = { "X-CSRFToken": decodeURIComponent(document.cookie.match(/(?:^|; )csrftoken=([^;]*)/)?.[1] ?? "") };
 
 function bubble(role, text) {
   const p = document.createElement("p");
@@ -43,7 +45,7 @@ form.addEventListener("submit", async (event) => {
   if (!stream) {  // one chat.completion document
     field("state").textContent = "waiting";
     const response = await fetch(form.dataset.endpoint, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      method: "POST", headers: { "Content-Type": "application/json", ...csrf }, body: JSON.stringify(body),
     });
     const completion = await response.json();
     if (!response.ok) fail(reply, completion.error.message);
@@ -54,6 +56,7 @@ form.addEventListener("submit", async (event) => {
   }
   current = postStream(form.dataset.endpoint, body, {
     doneData: "[DONE]",
+    headers: csrf,
     onItem(chunk) {
       if (chunk.error) fail(reply, chunk.error.message);
       else if (chunk.choices?.[0]?.delta?.content) show(chunk.choices[0].delta.content, 1);
