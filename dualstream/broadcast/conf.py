@@ -1,0 +1,35 @@
+"""Broadcast settings: ``DUALSTREAM["BROADCAST"]`` over the defaults below, read on every access.
+
+DUALSTREAM = {"BROADCAST": {"BACKEND": "redis", "URL": "redis://127.0.0.1:6379/0", "MAXLEN": 10_000}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # "memory" (one process), "redis", or the dotted path of a Backend subclass.
+    "BACKEND": "memory",
+    # Where the engine is (redis: a redis:// or rediss:// URL).
+    "URL": "redis://127.0.0.1:6379/0",
+    # Events each topic keeps for replay (Redis trims approximately: XADD MAXLEN ~).
+    "MAXLEN": 10_000,
+    # Prepended to every topic's key in the engine: one prefix per site (or per test run).
+    "PREFIX": "dualstream:broadcast:",
+    # Live events that may wait for one slow subscriber; beyond it, its stream ends (without "done")
+    # and the client resumes by replay.
+    "BUFFER": 1_000,
+    # Seconds one engine command (publish, replay, joining a topic) may take before BroadcastUnavailable.
+    "TIMEOUT": 5.0,
+    # Seconds the engine may stay unreachable while open streams wait for it; then they end with an error event.
+    "OUTAGE_TIMEOUT": 30.0,
+    # Redis connections each process may open for commands, besides its one reader.
+    "MAX_CONNECTIONS": 10,
+}
+
+
+def options() -> dict[str, Any]:
+    """The effective settings: the project's ``DUALSTREAM["BROADCAST"]`` over ``DEFAULTS``."""
+    return {**DEFAULTS, **getattr(settings, "DUALSTREAM", {}).get("BROADCAST", {})}
