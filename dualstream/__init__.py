@@ -3,11 +3,13 @@
 The OpenAI-compatible endpoints live in ``dualstream.llm``, broadcast in ``dualstream.broadcast``.
 """
 
-from .events import Event
+from .events import Event, Reconnect
 from .negotiation import Mode, NegotiationError
 from .querysets import QuerySetView, aiterate
 from .renderers import Renderer
 from .resume import int_id
+from .lifecycle import end_streams
+from .signals import stream_finished
 from .views import DualModeView
 
 __all__ = [
@@ -16,7 +18,10 @@ __all__ = [
     "Mode",
     "NegotiationError",
     "QuerySetView",
+    "Reconnect",
     "Renderer",
     "aiterate",
+    "end_streams",
     "int_id",
+    "stream_finished",
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 # A JSON encoder's ``encode``: value -> JSON text.
@@ -16,45 +15,55 @@ Dumps = Callable[[Any], str]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-#: A comment line: ignored by every parser, but it keeps proxies and clients from timing out.
-HEARTBEAT = b": ping\n\n"
 
-
-@dataclass(slots=True)
 class Event:
     """One Server-Sent Event, validated when built so a bad field fails in ``produce()``, not on the wire.
 
     ``data`` that is a ``str`` is sent as text; anything else is sent as JSON.
-    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``,
-    which doubled the cost of building one, and a queryset streamed as SSE
-    builds one per row. Build a new ``Event`` rather than assigning to a field,
-    which would skip the validation.
+    ``id`` may be an ``int`` (a row's key, say), which is always a valid id.
+    Treat an event as immutable: assigning to a field would skip the validation.
     """
 
-    data: Any
-    event: str | None = None
-    id: str | None = None
-    retry: int | None = None
+    __slots__ = ("data", "event", "id", "retry")
 
-    def __post_init__(self) -> None:
-        if self.event is not None:
-            check_field("event", self.event)
-        if self.id is not None:
-            check_field("id", self.id)
-        retry = self.retry
+    def __init__(self, data: Any, event: str | None = None, id: str | int | None = None, retry: int | None = None) -> None:
+        # Checked inline, not in helper calls: a queryset streamed as SSE builds one event per row.
+        if event is not None:
+            check_field("event", event)
+        if id is not None and type(id) is not int:
+            check_field("id", id)
         if retry is not None and (type(retry) is not int or retry < 0):
             raise ValueError(f"Event.retry must be a non-negative int (milliseconds), not {retry!r}")
+        self.data = data
+        self.event = event
+        self.id = id
+        self.retry = retry
+
+    def __repr__(self) -> str:
+        return f"Event(data={self.data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Event:
+            return NotImplemented
+        return (self.data, self.event, self.id, self.retry) == (other.data, other.event, other.id, other.retry)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable data: unhashable, as a dataclass with eq is
 
     def encode(self, dumps: Dumps) -> str:
         """The event as ``text/event-stream`` text, ending with the blank line that dispatches it."""
         head = ""
         if self.event is not None:
-            head += f"event: {self.event}\n"
+            head = f"event: {self.event}\n"
         if self.id is not None:
             head += f"id: {self.id}\n"
         if self.retry is not None:
             head += f"retry: {self.retry}\n"
         return head + data_field(self.data, dumps) + "\n"
+
+
+def data_of(item: Any) -> Any:
+    """What an item carries: an ``Event``'s data, or the item itself."""
+    return item.data if isinstance(item, Event) else item
 
 
 def check_field(name: str, value: object) -> None:
@@ -63,7 +72,7 @@ def check_field(name: str, value: object) -> None:
         raise TypeError(f"Event.{name} must be a str, not {type(value).__name__}")
     # A line break would end the field early; a NUL makes browsers ignore the id.
     if "\n" in value or "\r" in value or "\0" in value:
-        raise ValueError(f"Event.{name} must not contain CR, LF or NUL: {value!r}")
+        raise ValueError(f"Event.{name} must not contain CR, LF or NUL: {value[:100]!r}")
 
 
 def data_field(data: Any, dumps: Dumps) -> str:
@@ -72,3 +81,16 @@ def data_field(data: Any, dumps: Dumps) -> str:
     if "\n" in text or "\r" in text:
         return "".join(f"data: {line}\n" for line in _LINE_BREAK.split(text))
     return f"data: {text}\n"
+
+
+class Reconnect(Exception):
+    """Raise from ``produce()`` to end the stream as the server's cut, not its end: no ``done``.
+
+    Clients reconnect and resume from their last id, after ``retry``
+    milliseconds (SSE sends it as a ``retry:`` field; None: the view's
+    ``reconnect_retry``). A way to move long-lived streams between workers.
+    """
+
+    def __init__(self, retry: int | None = None) -> None:
+        super().__init__("The server ended the stream; reconnect.")
+        self.retry = retry

@@ -18,7 +18,8 @@ a ``serialize()`` hook per row, and resumption by key (keyset pagination).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+import inspect
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import aclosing
 from itertools import islice
 from typing import Any, TypeVar
@@ -28,9 +29,10 @@ from django.core.exceptions import BadRequest, ImproperlyConfigured, ValidationE
 from django.db.models import Field, QuerySet
 from django.http import HttpRequest
 
-from . import conf
+from .conf import Setting
+from .events import Event
 from .negotiation import Mode
-from .renderers import KeyedSSERenderer
+from .threads import request_thread_gone
 from .views import DualModeView
 
 T = TypeVar("T")
@@ -67,8 +69,21 @@ async def _chunks(queryset: QuerySet[Any, T], chunk_size: int) -> AsyncIterator[
             if len(chunk) < chunk_size:
                 break
     finally:
-        # In the same thread, after any fetch still running there (a cancelled await does not stop it):
-        # closing the generator closes the cursor (a PostgreSQL CLOSE) while the connection is still open.
+        await _close_rows(rows)
+
+
+async def _close_rows(rows: Generator[Any, None, None]) -> None:
+    """Close the cursor behind ``rows`` in the thread that owns its connection, or not at all.
+
+    In that thread, after any fetch still running there (a cancelled await does
+    not stop it), closing the generator closes the cursor (a PostgreSQL
+    ``CLOSE``) while the connection is open. Once the request's thread is gone,
+    its connections went with it, and so did the cursor.
+    """
+    state = inspect.getgeneratorstate(rows)
+    if state == inspect.GEN_CREATED:
+        rows.close()  # never started: no cursor yet, nothing to reach the database for
+    elif state != inspect.GEN_CLOSED and not request_thread_gone():
         await sync_to_async(rows.close)()
 
 
@@ -96,9 +111,7 @@ class QuerySetView(DualModeView):
     #: An ordered, unique field: the streaming order and each row's SSE id. ``"-name"`` streams it descending.
     key: str = "pk"
     #: Rows fetched per hop to the database thread (and per ``FETCH`` from a PostgreSQL cursor).
-    chunk_size: int = conf.Setting("CHUNK_SIZE")  # type: ignore[assignment]
-    #: In SSE ``produce()`` yields ``(key, item)`` pairs: a replacement SSE renderer must take them too.
-    renderer_classes = {**DualModeView.renderer_classes, Mode.SSE: KeyedSSERenderer}
+    chunk_size = Setting[int]("CHUNK_SIZE")
 
     def get_queryset(self) -> QuerySet[Any, Any]:
         """The rows to stream, before ordering and resumption: filter them here, per request."""
@@ -124,7 +137,7 @@ class QuerySetView(DualModeView):
             try:
                 value = field.to_python(after)
             except ValidationError:
-                raise BadRequest(f"Cannot resume after {after!r}: it is not a valid {name}.") from None
+                raise BadRequest(f"Cannot resume after {after[:40]!r}: it is not a valid {name}.") from None
             queryset = queryset.filter(**{f"{name}__{'lt' if descending else 'gt'}": value})
         fields = self.fields
         if fields is not None and name not in fields:
@@ -132,16 +145,17 @@ class QuerySetView(DualModeView):
         return queryset.values(*(fields or ()))
 
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        """Each row, serialized; in SSE as a ``(key, item)`` pair, the key being the event's id (other modes have no ids)."""
+        """Each row, serialized; in SSE as an ``Event`` whose id is the row's key (other modes have no ids)."""
         queryset = self.stream_queryset()
         name = self._key_field(queryset).attname
         serialize = self.serialize
-        with_ids = self.get_mode() is Mode.SSE
+        with_ids = self.mode is Mode.SSE
         async with aclosing(_chunks(queryset, self.chunk_size)) as chunks:
             async for rows in chunks:
                 if with_ids:
                     for row in rows:
-                        yield row[name], serialize(row)
+                        key = row[name]
+                        yield Event(serialize(row), id=key if type(key) is int else str(key))
                 else:
                     for row in rows:
                         yield serialize(row)

@@ -1,36 +1,48 @@
-"""One renderer per streamed mode: how items, the end and a failure look on the wire.
+"""One renderer per streamed mode: how items, keep-alives, the end, a failure and a cut look on the wire.
 
-A renderer turns values into text; the pump (``streaming.py``) decides when
-that text is written. Renderers return ``str`` so that the pump can join many
-items and encode them to UTF-8 once per write.
+A renderer turns values into text; the pump (``pump.py``) decides when that
+text is written. Renderers return ``str`` so that the pump can check each
+item's text encodes (a lone surrogate does not) and join many into one write.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .events import HEARTBEAT, Dumps, Event, check_field, data_field
+from .events import Dumps, Event, data_field, data_of
 
 #: The ``id`` of the final ``done`` event. A browser's EventSource reconnects
 #: after every stream and sends the last id it saw: this one says the stream
 #: had completed, so the view answers 204 and the browser stops.
 COMPLETED_ID = "dualstream-completed"
 
+#: The view's ``get_batch_document()``: the list of items' data -> the batch JSON document.
+Document = Callable[[list[Any]], Any]
+
+
+def items_document(items: list[Any]) -> Any:
+    return {"items": items}
+
+
+_ITEMS_MARKER = "\0dualstream-items\0"
+
 
 class Renderer:
     """Base for the streamed renderers; each instance renders one response."""
 
     content_type: ClassVar[str]
-    #: Bytes written when the stream has been silent for a heartbeat interval (None: never).
-    heartbeat: ClassVar[bytes | None] = None
+    #: Text written when the stream has been silent for a keep-alive interval (None: never).
+    keepalive: ClassVar[str | None] = None
     #: Extra response headers.
-    headers: ClassVar[dict[str, str]] = {}
+    headers: ClassVar[dict[str, str]] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
-    def __init__(self, dumps: Dumps) -> None:
+    def __init__(self, dumps: Dumps, document: Document = items_document) -> None:
         self.dumps = dumps
+        self.document = document
 
     def start(self) -> str:
-        """Text written before the first item."""
+        """Text written before the first item (by the producer's task: it may raise as ``produce()`` may)."""
         return ""
 
     def item(self, item: Any) -> str:
@@ -40,18 +52,28 @@ class Renderer:
         """Text written after the last item when ``produce()`` returned normally."""
         return ""
 
-    def error(self, payload: dict[str, Any]) -> str | None:
-        """Text that reports a failure after the response has started; None ends the stream as it is."""
-        return None
+    def error(self, payload: dict[str, Any]) -> str:
+        """Text that reports a failure after the response has started; "" ends the stream as it is."""
+        return ""
+
+    def cut(self, retry: int) -> str:
+        """Text written when the server ends an unfinished stream (shutdown, a limit): never the normal end.
+
+        ``retry`` is the delay in milliseconds a client should wait before it reconnects.
+        """
+        return ""
+
+    def completed(self, last_event_id: str | None) -> bool:
+        """Whether a client reconnecting with ``last_event_id`` already received this stream's end."""
+        return False
 
 
 class SSERenderer(Renderer):
     """``text/event-stream``: items are events; the end is a ``done`` event, a failure an ``error`` event."""
 
     content_type = "text/event-stream; charset=utf-8"
-    heartbeat = HEARTBEAT
-    # no-cache: a proxy must not serve a stale stream. X-Accel-Buffering: nginx must not hold events back.
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    # A comment that ends no event block: a parser holding a last id dispatches nothing for it.
+    keepalive = ": ping\n"
 
     def item(self, item: Any) -> str:
         if isinstance(item, Event):
@@ -65,62 +87,65 @@ class SSERenderer(Renderer):
     def error(self, payload: dict[str, Any]) -> str:
         return Event(payload, event="error").encode(self.dumps)
 
+    def cut(self, retry: int) -> str:
+        # A field, not an event: it sets the reconnection delay as it is parsed, and the block it
+        # opens is discarded unfinished when the stream ends, so no parser dispatches anything.
+        return f"retry: {retry}\n"
 
-class KeyedSSERenderer(SSERenderer):
-    """SSE whose items may also be ``(id, data)`` pairs: how ``QuerySetView`` sends each row with its key.
-
-    A pair is written as its event directly: building an ``Event`` per row cost
-    SSE exports about a tenth of their throughput, and a call per row to a
-    shared event encoder 4% of the instructions per row. Other items are rendered as
-    ``SSERenderer`` renders them.
-    """
-
-    def item(self, item: Any) -> str:
-        if type(item) is not tuple:
-            return super().item(item)
-        id, data = item
-        if type(id) is not int:  # an int is always a valid id; anything else is checked as Event checks it
-            id = str(id)
-            check_field("id", id)
-        return f"id: {id}\n{data_field(data, self.dumps)}\n"
+    def completed(self, last_event_id: str | None) -> bool:
+        return last_event_id == COMPLETED_ID
 
 
 class NDJSONRenderer(Renderer):
     """``application/x-ndjson``: one JSON value per line, for curl, jq and scripts.
 
-    No heartbeats: a blank line is not a JSON value and would break naive line readers.
+    No keep-alives: a blank line is not a JSON value and would break naive line readers.
     """
 
     content_type = "application/x-ndjson; charset=utf-8"
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
     def item(self, item: Any) -> str:
-        return self.dumps(item.data if isinstance(item, Event) else item) + "\n"
+        return self.dumps(data_of(item)) + "\n"
 
     def error(self, payload: dict[str, Any]) -> str:
         return self.dumps(payload) + "\n"
 
+    def cut(self, retry: int) -> str:
+        return self.error({"error": {"status": 503, "message": "The server ended the stream: retry.", "retry": retry}})
+
 
 class JSONArrayRenderer(Renderer):
-    """The batch document ``{"items": [...]}`` written item by item, at constant memory.
+    """The batch document (``get_batch_document()``'s) written item by item, at constant memory.
 
-    A failure leaves the document unterminated, so that no client takes it for complete.
+    A failure or a cut leaves the document unterminated, so that no client
+    takes it for complete.
     """
 
     content_type = "application/json"
-    heartbeat = b" "  # whitespace between JSON tokens is valid and keeps proxies awake
+    keepalive = " "  # whitespace between JSON tokens is valid and keeps proxies awake
+    headers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, dumps: Dumps) -> None:
-        super().__init__(dumps)
+    def __init__(self, dumps: Dumps, document: Document = items_document) -> None:
+        super().__init__(dumps, document)
+        self.closing = ""
         self._separator = ""
 
     def start(self) -> str:
-        return '{"items":['
+        # The document with a marker list in place of the items, split around that list.
+        marker = self.dumps([_ITEMS_MARKER])
+        opening, found, closing = self.dumps(self.document([_ITEMS_MARKER])).partition(marker)
+        if not found:
+            raise TypeError(
+                "get_batch_document() must put the items list in the document as it is, to stream it "
+                "(batch_streaming = True)"
+            )
+        self.closing = "]" + closing
+        return opening + "["
 
     def item(self, item: Any) -> str:
-        text = self._separator + self.dumps(item.data if isinstance(item, Event) else item)
+        text = self._separator + self.dumps(data_of(item))
         self._separator = ","
         return text
 
     def end(self) -> str:
-        return "]}"
+        return self.closing

@@ -6,14 +6,14 @@ the request's own, from asgiref's per-request ``ThreadSensitiveContext``,
 created on first use and kept until the response ends. A stream open for an
 hour keeps it for an hour, idle: 10,000 open streams, 10,000 threads.
 
-``release_request_thread()`` ends that thread early when nothing can need it:
+``release_idle_thread()`` ends that thread early when nothing can need it:
 
 * no database connection is open on it, checked on the thread itself, so no
   cursor, transaction or session lives there; and
 * the caller guarantees that no other synchronous call of this request is
-  running or about to be sent to it. The pump calls it between two items of
-  ``produce()`` (the generator is suspended at ``yield``), once the response
-  has started (the middleware has finished).
+  running or about to be sent to it. The view hands it to the pump, which
+  calls it between two items of ``produce()`` (the generator is suspended at
+  ``yield``), once the response has started (the middleware has finished).
 
 The request's next synchronous call (a query in ``produce()``, or
 ``request_finished`` at the end) gets a new thread from asgiref, as the first
@@ -28,7 +28,7 @@ from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import connections
 
 
-async def release_request_thread() -> bool:
+async def release_idle_thread() -> bool:
     """Shut down this request's idle thread; True if there was one and it held no connection."""
     context = getattr(SyncToAsync, "thread_sensitive_context", None)
     executors = getattr(SyncToAsync, "context_to_thread_executor", None)
@@ -47,3 +47,16 @@ async def release_request_thread() -> bool:
 
 def _holds_no_connection() -> bool:
     return all(connection.connection is None for connection in connections.all(initialized_only=True))
+
+
+def request_thread_gone() -> bool:
+    """Whether this request's thread has been shut down, with the connections it held.
+
+    True once Django's handler has left the request's ``ThreadSensitiveContext``
+    (or a release ended the thread): a synchronous call now would start a new
+    thread that nothing ever stops, to reach a connection that no longer exists.
+    """
+    context = getattr(SyncToAsync, "thread_sensitive_context", None)
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    owner = context.get(None) if context is not None else None
+    return owner is not None and executors is not None and owner not in executors

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
-from collections.abc import AsyncGenerator, Callable, Coroutine
+import math
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from functools import cached_property
-from typing import Any, TypeVar
+from functools import cached_property, update_wrapper
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import BadRequest, ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -20,26 +22,27 @@ from django.utils.decorators import classonlymethod
 from django.utils.log import log_response
 from django.views import View
 
-from . import conf
+from .conf import Setting
 from .encoding import compact_dumps
 from .errors import error_body, exception_body
-from .events import Dumps, Event
+from .events import Dumps, data_of
+from .lifecycle import streams
 from .negotiation import Mode, NegotiationError, negotiate
-from .renderers import COMPLETED_ID, JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
-from .streaming import BackgroundLoop, Pump, StreamResponse
+from .pump import HEAD, Pump, StreamEnd
+from .renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
+from .responses import StreamResponse, WSGIBridge
+from .resume import MAX_EVENT_ID_LENGTH
+from .signals import stream_finished
+from .threads import release_idle_thread
 
-logger = logging.getLogger("django.request")
-T = TypeVar("T")
+logger = logging.getLogger("dualstream")
+request_logger = logging.getLogger("django.request")
 
 
 def require_async_generator(cls: type, name: str, example: str) -> None:
     """Fail when the URLconf loads, not on the first request, if ``cls.name`` is not an async generator."""
     if not inspect.isasyncgenfunction(getattr(cls, name, None)):
         raise ImproperlyConfigured(f"{cls.__qualname__}.{name}() must be an async generator: {example}")
-
-
-async def _same_loop(coro: Coroutine[Any, Any, T]) -> T:
-    return await coro
 
 
 class DualModeView(View):
@@ -52,19 +55,29 @@ class DualModeView(View):
 
     http_method_names = ["get", "post", "head", "options"]
 
-    #: Seconds of silence before a keep-alive comment; None disables.
-    heartbeat: float | None = conf.Setting("HEARTBEAT")  # type: ignore[assignment]
+    #: Seconds of silence before a keep-alive; None disables.
+    heartbeat = Setting[float | None]("HEARTBEAT")
     #: The mode when neither a parameter nor ``Accept`` decides: ``"json"``, ``"sse"`` or ``"ndjson"``.
-    default_mode: str = conf.Setting("DEFAULT_MODE")  # type: ignore[assignment]
+    default_mode = Setting[str]("DEFAULT_MODE")
     #: The ``json.JSONEncoder`` subclass for every JSON value written.
-    json_encoder: type = conf.Setting("JSON_ENCODER")  # type: ignore[assignment]
+    json_encoder = Setting[type[json.JSONEncoder]]("JSON_ENCODER")
     #: Bytes that may wait for a slow client before ``produce()`` is paused.
-    buffer_size: int = conf.Setting("BUFFER_SIZE")  # type: ignore[assignment]
+    buffer_size = Setting[int]("BUFFER_SIZE")
     #: Give back Django's per-request thread while the stream runs, when it holds no database connection.
-    release_request_thread: bool = conf.Setting("RELEASE_REQUEST_THREAD")  # type: ignore[assignment]
+    release_request_thread = Setting[bool]("RELEASE_REQUEST_THREAD")
+    #: Seconds a client may read nothing while a write waits for it; then it is dropped. None: never.
+    send_timeout = Setting[float | None]("SEND_TIMEOUT")
+    #: Seconds after which a stream is cut as at shutdown (clients reconnect and resume). None: never.
+    max_duration = Setting[float | None]("MAX_DURATION")
+    #: Streams open in this process beyond which a new one is refused with a 503. None: no limit.
+    max_streams = Setting[int | None]("MAX_STREAMS")
+    #: Items a buffered batch answer may hold; beyond it, a 400 that points to stream mode. None: no limit.
+    max_batch_items = Setting[int | None]("MAX_BATCH_ITEMS")
+    #: Milliseconds a client should wait before reconnecting to a stream the server cut.
+    reconnect_retry = Setting[int]("RECONNECT_RETRY")
     #: Send the batch document item by item, at constant memory, instead of all at once.
     batch_streaming: bool = False
-    #: The renderer for each streamed mode.
+    #: The renderer of each mode (JSON: used when ``batch_streaming`` is on, or for HEAD).
     renderer_classes: dict[Mode, type[Renderer]] = {
         Mode.SSE: SSERenderer,
         Mode.NDJSON: NDJSONRenderer,
@@ -73,10 +86,28 @@ class DualModeView(View):
 
     produce: Callable[..., AsyncGenerator[Any, None]]
 
+    # Request state, set once in setup().
+    #: The id of the last event the client saw, for resuming: ``Last-Event-ID``, or ``?lastEventId=``.
+    last_event_id: str | None
+    #: The mode this request is answered in.
+    mode: Mode
+    _refusal: NegotiationError | None = None
+
     @classonlymethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
         require_async_generator(cls, "produce", "async def produce(self, request, *args, **kwargs): ... yield item")
-        return super().as_view(**initkwargs)
+        view = super().as_view(**initkwargs)
+        if inspect.iscoroutinefunction(cls.dispatch):
+            return view
+        return _with_sync_dispatch(cls, view)
+
+    def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().setup(request, *args, **kwargs)
+        self.last_event_id = self.get_last_event_id()
+        try:
+            self.mode = self.get_mode()
+        except NegotiationError as exc:  # answered by respond(), as the view's own error
+            self.mode, self._refusal = Mode(self.default_mode), exc
 
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = await super().dispatch(request, *args, **kwargs)
@@ -99,23 +130,23 @@ class DualModeView(View):
 
     # Hooks ----------------------------------------------------------------------------------
 
-    @property
-    def last_event_id(self) -> str | None:
-        """The id of the last event the client saw, for resuming: ``Last-Event-ID``, or ``?lastEventId=``."""
+    def get_last_event_id(self) -> str | None:
+        """``Last-Event-ID``, or ``?lastEventId=``; None if absent, empty or too long to be one of ours."""
         request = self.request
-        # META, not request.headers: building the whole HttpHeaders mapping for one header showed in time to first byte.
-        return request.META.get("HTTP_LAST_EVENT_ID") or request.GET.get("lastEventId") or None
+        value = request.META.get("HTTP_LAST_EVENT_ID") or request.GET.get("lastEventId")
+        return value if value and len(value) <= MAX_EVENT_ID_LENGTH else None
 
     def get_mode(self) -> Mode:
-        """The mode this request asks for; raise ``NegotiationError`` to refuse it."""
+        """The mode this request asks for; raise ``NegotiationError`` to refuse it. Called once, by ``setup()``."""
         request = self.request
         return negotiate(request.GET, request.META.get("HTTP_ACCEPT", ""), Mode(self.default_mode))
 
-    def get_renderer(self, mode: Mode) -> Renderer:
-        return self.renderer_classes[mode](self.dumps)
+    def get_renderer(self) -> Renderer:
+        """The renderer for this request's mode, from ``renderer_classes``."""
+        return self.renderer_classes[self.mode](self.dumps, self.get_batch_document)
 
     def get_batch_document(self, items: list[Any]) -> Any:
-        """The JSON document of a (buffered) batch answer."""
+        """The JSON document of a batch answer, buffered or streamed."""
         return {"items": items}
 
     def get_error_body(self, exc: Exception) -> tuple[int, dict[str, Any]]:
@@ -123,7 +154,11 @@ class DualModeView(View):
         return exception_body(exc, debug=settings.DEBUG)
 
     def error_response(self, status: int, body: Any) -> HttpResponse:
-        return HttpResponse(self.dumps(body), status=status, content_type="application/json")
+        try:
+            content = self.dumps(body).encode()
+        except UnicodeEncodeError:  # a message quoting text that cannot be UTF-8: escaped, as ASCII JSON
+            content = json.dumps(body, cls=self.json_encoder, separators=(",", ":")).encode()
+        return HttpResponse(content, status=status, content_type="application/json")
 
     @cached_property
     def dumps(self) -> Dumps:
@@ -133,52 +168,80 @@ class DualModeView(View):
     # Wiring ---------------------------------------------------------------------------------
 
     async def respond(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, head: bool) -> HttpResponseBase:
-        try:
-            mode = self.get_mode()
-        except NegotiationError as exc:
-            return self.error_response(*self.get_error_body(exc))
-        if mode is Mode.SSE and self.last_event_id == COMPLETED_ID:
-            return HttpResponse(status=204)  # a browser reconnecting after "done": it stops on 204
-        items = self.produce(self.request, *args, **kwargs)
-        if mode is Mode.JSON and not (self.batch_streaming or head):
-            return await self.batch_response(items)
+        if self._refusal is not None:
+            return self.error_response(*self.get_error_body(self._refusal))
+        renderer = self.get_renderer()
+        if renderer.completed(self.last_event_id):
+            return HttpResponse(status=204)  # a client reconnecting after the end: a browser stops on 204
+        if self.mode is Mode.JSON and not (self.batch_streaming or head):
+            return await self.batch_response(self.produce(self.request, *args, **kwargs))
+        if streams.stopping or (self.max_streams is not None and len(streams) >= self.max_streams):
+            return self.unavailable()
 
-        renderer = self.get_renderer(mode)
-        pump = Pump(
-            items,
+        pump = self.pump = Pump(
+            self.produce(self.request, *args, **kwargs),
             renderer,
-            heartbeat=self.heartbeat,
+            keepalive=self.heartbeat,
             buffer_size=self.buffer_size,
-            on_error=lambda exc: self.stream_failed(exc, renderer),
-            release_thread=self.release_request_thread,
+            send_timeout=self.send_timeout,
+            max_duration=self.max_duration,
+            retry=self.reconnect_retry,
+            describe_error=self._stream_failed,
+            on_started=release_idle_thread if self.release_request_thread else None,
+            on_end=self._stream_ended,
         )
+        streams.add(pump)
         # Under WSGI the loop running this view ends with it: the pump needs a loop that outlasts it.
-        wsgi_loop = BackgroundLoop() if isinstance(self.request, WSGIRequest) else None
-        run = wsgi_loop.run if wsgi_loop else _same_loop
+        wsgi = WSGIBridge(pump) if isinstance(self.request, WSGIRequest) else None
         try:
-            await run(pump.prime(self.heartbeat))
+            if wsgi is not None:
+                await wsgi.run(pump.prime(self.heartbeat))
+            else:
+                streams.chain_shutdown_handlers()
+                await pump.prime(self.heartbeat)
         except Exception as exc:
-            if wsgi_loop:
-                wsgi_loop.close()
+            if wsgi is not None:
+                wsgi.close()
             return await self.exception_response(exc)
+        except BaseException:
+            if wsgi is not None:
+                wsgi.close()
+            raise
         headers = dict(renderer.headers)
         if head:
-            await run(pump.aclose())
-            if wsgi_loop:
-                wsgi_loop.close()
+            if wsgi is not None:
+                await wsgi.run(pump.aclose(HEAD))
+                wsgi.close()
+            else:
+                await pump.aclose(HEAD)
             return HttpResponse(content_type=renderer.content_type, headers=headers)
         # Any Content-Encoding makes GZipMiddleware keep off: it would compress each chunk apart.
         headers["Content-Encoding"] = "identity"
-        return StreamResponse(pump, wsgi_loop=wsgi_loop, content_type=renderer.content_type, headers=headers)
+        return StreamResponse(pump, wsgi=wsgi, content_type=renderer.content_type, headers=headers)
 
     async def batch_response(self, items: AsyncGenerator[Any, None]) -> HttpResponse:
+        limit = self.max_batch_items
         try:
+            data = []
             async with aclosing(items):
-                data = [item.data if isinstance(item, Event) else item async for item in items]
-            content = self.dumps(self.get_batch_document(data))
+                async for item in items:
+                    if limit is not None and len(data) >= limit:
+                        raise BadRequest(
+                            f"This answer has more than {limit} items: ask for a stream instead "
+                            "(?stream=true, ?format=ndjson or Accept: text/event-stream)."
+                        )
+                    data.append(data_of(item))
+            content = self.dumps(self.get_batch_document(data)).encode()
         except Exception as exc:
             return await self.exception_response(exc)
         return HttpResponse(content, content_type="application/json")
+
+    def unavailable(self) -> HttpResponse:
+        """503 with ``Retry-After``: the server is stopping, or ``max_streams`` are open."""
+        message = "The server is shutting down." if streams.stopping else "Too many open streams; retry later."
+        response = self.error_response(503, error_body(503, message))
+        response["Retry-After"] = str(max(1, math.ceil(self.reconnect_retry / 1000)))
+        return response
 
     async def exception_response(self, exc: Exception) -> HttpResponse:
         """An ordinary HTTP error for a failure before anything was sent, logged once as Django would.
@@ -188,16 +251,66 @@ class DualModeView(View):
         status, body = self.get_error_body(exc)
         response = self.error_response(status, body)
         await sync_to_async(log_response, thread_sensitive=False)(
-            "%s: %s", response.reason_phrase, self.request.path,
-            response=response, request=self.request, exception=exc if status >= 500 else None,
+            "%s: %s",
+            response.reason_phrase,
+            self.request.path,
+            response=response,
+            request=self.request,
+            exception=exc if status >= 500 else None,
         )
         return response
 
-    async def stream_failed(self, exc: Exception, renderer: Renderer) -> str | None:
-        """Log a failure after the response started; return what tells the client."""
+    async def _stream_failed(self, exc: Exception) -> dict[str, Any]:
+        """Log a failure after the response started (before it, ``exception_response()`` does); the client's body."""
         status, body = self.get_error_body(exc)
-        await sync_to_async(logger.error, thread_sensitive=False)(
-            "Error while streaming: %s", self.request.path,
-            exc_info=exc, extra={"status_code": status, "request": self.request},
+        await sync_to_async(request_logger.error, thread_sensitive=False)(
+            "Error while streaming: %s",
+            self.request.path,
+            exc_info=exc,
+            extra={"status_code": status, "request": self.request},
         )
-        return renderer.error(body)
+        return body
+
+    async def _stream_ended(self, end: StreamEnd) -> None:
+        streams.discard(self.pump)
+        request = self.request
+        logger.info(
+            "Stream ended (%s): %s, %d items in %.3f s",
+            end.reason,
+            request.path,
+            end.items,
+            end.duration,
+            extra={"reason": end.reason, "items": end.items, "duration": end.duration, "request": request},
+        )
+        await stream_finished.asend(
+            type(self), request=request, reason=end.reason, items=end.items, duration=end.duration, error=end.error
+        )
+
+
+def _with_sync_dispatch(cls: type[DualModeView], view: Callable[..., Any]) -> Callable[..., Any]:
+    """``view`` for a class whose ``dispatch()`` a synchronous mixin overrides (``LoginRequiredMixin``...).
+
+    Django calls such a ``dispatch()`` on the event loop, where its session and
+    database reads fail, and then awaits what it returns, which may be a plain
+    redirect. Here it runs in the request's thread, as under WSGI; the coroutine
+    it returns when it lets the request through is awaited on the loop. An
+    exception it raises (``raise_exception = True``) gets the library's JSON error.
+    """
+
+    async def view_with_sync_dispatch(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        self = cls(**view.view_initkwargs)  # type: ignore[attr-defined]
+        self.setup(request, *args, **kwargs)
+        try:
+            response = await sync_to_async(self.dispatch)(request, *args, **kwargs)
+        except Exception as exc:
+            response = await self.exception_response(exc)
+            patch_vary_headers(response, ("Accept",))
+            return response
+        if inspect.isawaitable(response):
+            response = await response
+        assert isinstance(response, HttpResponseBase)
+        return response
+
+    update_wrapper(view_with_sync_dispatch, view, updated=())
+    view_with_sync_dispatch.__dict__.update(view.__dict__)
+    return view_with_sync_dispatch

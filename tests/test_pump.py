@@ -1,30 +1,347 @@
-"""The pump's cost does not grow with the number of items: no task or future per item.
+"""The pump alone, on an event loop with a virtual clock and a scripted client: no sockets, no sleeps.
 
-Merging heartbeats with items by wrapping each ``__anext__()`` in a task (or a
-future, as ``asyncio.wait_for`` does) costs one per item; the pump runs
-``produce()`` in one task and waits only when there is nothing to write.
+Time passes only when every task waits: the loop then jumps to its next
+timer. So "15 s of silence" takes no time, and the order of events is exact.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import aclosing
 from typing import Any
 
+import pytest
+
 from dualstream.encoding import compact_dumps
-from dualstream.renderers import SSERenderer
-from dualstream.streaming import Pump
+from dualstream.events import Event, Reconnect
+from dualstream.pump import (
+    CLIENT_GONE,
+    COMPLETED,
+    ERROR,
+    MAX_DURATION,
+    RECONNECT,
+    SEND_TIMEOUT,
+    SHUTDOWN,
+    Pump,
+    StreamEnd,
+)
+from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
+
+dumps = compact_dumps(json.JSONEncoder)
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever nothing is ready to run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        select = self._selector.select  # type: ignore[attr-defined]
+
+        def jump(timeout: float | None = None) -> Any:
+            events = select(0)
+            if not events:
+                if timeout is None:
+                    raise AssertionError("deadlock: every task waits and no timer is due")
+                self._now += timeout
+            return events
+
+        self._selector.select = jump  # type: ignore[attr-defined]
+
+    def time(self) -> float:
+        return self._now
+
+
+def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    loop = VirtualClockLoop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class Script:
+    """A producer that records how it ended, and the pump's report."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finally_at: float | None = None
+        self.ends: list[StreamEnd] = []
+        self.errors: list[Exception] = []
+
+    def pump(self, items: AsyncIterator[Any], renderer: Renderer | None = None, **options: Any) -> Pump:
+        defaults: dict[str, Any] = {"keepalive": 15.0, "buffer_size": 64 * 1024, "send_timeout": None}
+
+        async def describe(exc: Exception) -> dict[str, Any]:
+            self.errors.append(exc)
+            return {"error": {"message": str(exc)}}
+
+        async def on_end(end: StreamEnd) -> None:
+            assert self.finally_at is not None or not self.started, "the end was reported before produce()'s finally ran"
+            self.ends.append(end)
+
+        return Pump(
+            items,  # type: ignore[arg-type]
+            renderer or SSERenderer(dumps),
+            describe_error=describe,
+            on_end=on_end,
+            **{**defaults, **options},
+        )
+
+    async def produce(self, *steps: Any) -> AsyncIterator[Any]:
+        """Yields each step; a number is a pause of that many seconds, an exception is raised."""
+        self.started = True
+        try:
+            for step in steps:
+                if isinstance(step, (int, float)) and not isinstance(step, bool):
+                    await asyncio.sleep(step)
+                elif isinstance(step, BaseException):
+                    raise step
+                else:
+                    yield step
+        finally:
+            self.finally_at = asyncio.get_running_loop().time()
+
+
+async def read(pump: Pump, timeout: float | None = 15.0, *, stall_after: int | None = None) -> list[tuple[float, bytes]]:
+    """The body as a server sends it: ``(time, chunk)`` per write, closed as Django's handler closes it.
+
+    ``stall_after``: after that many writes the client reads nothing more (its send never completes).
+    """
+    loop = asyncio.get_running_loop()
+    writes: list[tuple[float, bytes]] = []
+    await pump.prime(timeout)
+    async with aclosing(pump.chunks()) as body:
+        async for chunk in body:
+            writes.append((loop.time(), chunk))
+            if stall_after is not None and len(writes) >= stall_after:
+                await loop.create_future()  # a client whose socket never drains
+    return writes
+
+
+def text(writes: list[tuple[float, bytes]]) -> str:
+    return b"".join(chunk for _, chunk in writes).decode()
+
+
+def test_a_finished_stream_ends_with_done_and_reports_completed() -> None:
+    script = Script()
+
+    async def main() -> str:
+        return text(await read(script.pump(script.produce({"a": 1}, "b"))))
+
+    assert run(main) == 'data: {"a":1}\n\ndata: b\n\nevent: done\nid: dualstream-completed\ndata: \n\n'
+    assert [(e.reason, e.items) for e in script.ends] == [(COMPLETED, 2)]
+
+
+def test_keepalives_flow_while_the_producer_is_silent_and_end_no_event_block() -> None:
+    script = Script()
+
+    async def main() -> list[tuple[float, bytes]]:
+        return await read(script.pump(script.produce("first", 40.0, "second")))
+
+    writes = run(main)
+    assert [(round(t), chunk) for t, chunk in writes] == [
+        (0, b"data: first\n\n"),
+        (15, b": ping\n"),
+        (30, b": ping\n"),
+        (40, b"data: second\n\n"),
+        (40, b"event: done\nid: dualstream-completed\ndata: \n\n"),
+    ]
+
+
+def test_a_slow_first_item_commits_the_headers_after_one_keepalive_interval() -> None:
+    script = Script()
+
+    async def main() -> tuple[float, list[tuple[float, bytes]]]:
+        pump = script.pump(script.produce(20.0, "late"))
+        await pump.prime(15.0)
+        primed = asyncio.get_running_loop().time()
+        async with aclosing(pump.chunks()) as body:
+            return primed, [(asyncio.get_running_loop().time(), chunk) async for chunk in body]
+
+    primed, writes = run(main)
+    assert primed == pytest.approx(15.0)
+    assert [chunk for _, chunk in writes][:2] == [b"data: late\n\n", b"event: done\nid: dualstream-completed\ndata: \n\n"]
+
+
+def test_a_client_that_reads_nothing_pauses_the_producer() -> None:
+    script = Script()
+    produced = 0
+
+    async def items() -> AsyncIterator[str]:
+        nonlocal produced
+        try:
+            for _ in range(1000):
+                produced += 1
+                yield "x" * 1000
+        finally:
+            script.finally_at = asyncio.get_running_loop().time()
+
+    async def main() -> None:
+        pump = script.pump(items(), buffer_size=4096, send_timeout=60.0)
+        with pytest.raises(asyncio.CancelledError):
+            await read(pump, stall_after=1)
+
+    run(main)
+    # One write of what was buffered when the client stopped reading, and one buffer more: then it waits.
+    assert produced <= 2 * (4096 // 1000 + 1) + 1
+    assert [(e.reason, e.items) for e in script.ends] == [(SEND_TIMEOUT, produced)]
+    assert script.finally_at == pytest.approx(60.0, abs=15.0)
+
+
+def test_an_error_after_the_first_item_is_the_renderers_error_and_no_done() -> None:
+    script = Script()
+    failure = RuntimeError("boom")
+
+    async def main() -> str:
+        return text(await read(script.pump(script.produce({"i": 0}, failure))))
+
+    assert run(main) == 'data: {"i":0}\n\nevent: error\ndata: {"error":{"message":"boom"}}\n\n'
+    assert script.errors == [failure]
+    assert [(e.reason, e.error) for e in script.ends] == [(ERROR, failure)]
+
+
+def test_an_error_before_the_first_item_is_raised_by_prime() -> None:
+    script = Script()
+
+    async def main() -> None:
+        with pytest.raises(PermissionError):
+            await script.pump(script.produce(1.0, PermissionError("no"))).prime(15.0)
+
+    run(main)
+    assert script.errors == []  # the view answers it as an HTTP error: nothing was written
+    assert [e.reason for e in script.ends] == [ERROR]
+
+
+def test_an_item_that_cannot_be_utf8_fails_that_item_not_the_write() -> None:
+    script = Script()
+
+    async def main() -> str:
+        return text(await read(script.pump(script.produce("ok", "lone \ud800"), NDJSONRenderer(dumps))))
+
+    body = run(main)
+    lines = body.splitlines()
+    assert json.loads(lines[0]) == "ok"
+    assert "surrogates not allowed" in json.loads(lines[1])["error"]["message"]
+    assert [e.reason for e in script.ends] == [ERROR]
+
+
+def test_a_client_that_leaves_while_prime_waits_closes_the_producer_first() -> None:
+    script = Script()
+
+    async def main() -> float:
+        pump = script.pump(script.produce(100.0, "never"))
+        waiting = asyncio.ensure_future(pump.prime(None))
+        await asyncio.sleep(1.0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return asyncio.get_running_loop().time()
+
+    cancelled_at = run(main)
+    assert script.finally_at == cancelled_at == pytest.approx(1.0)
+    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 0)]
+
+
+def test_a_client_that_leaves_mid_stream_closes_the_producer_at_once() -> None:
+    script = Script()
+
+    async def main() -> tuple[float, list[asyncio.Task[Any]]]:
+        pump = script.pump(script.produce("a", 100.0, "b"))
+        reading = asyncio.ensure_future(read(pump))
+        await asyncio.sleep(5.0)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        return asyncio.get_running_loop().time(), [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    cancelled_at, left = run(main)
+    assert script.finally_at == cancelled_at == pytest.approx(5.0)
+    assert left == []
+    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 1)]
+
+
+@pytest.mark.parametrize(
+    ("renderer", "tail"),
+    [
+        (SSERenderer(dumps), "retry: 1000\n"),
+        (NDJSONRenderer(dumps), '{"error":{"status":503,"message":"The server ended the stream: retry.","retry":1000}}\n'),
+        (JSONArrayRenderer(dumps), ""),
+    ],
+)
+def test_max_duration_cuts_the_stream_without_its_end(renderer: Renderer, tail: str) -> None:
+    script = Script()
+
+    async def main() -> str:
+        return text(await read(script.pump(script.produce("a", 1000.0, "b"), renderer, max_duration=30.0)))
+
+    body = run(main)
+    assert body.endswith(tail) and "done" not in body and not body.endswith("]}")
+    assert script.finally_at == pytest.approx(30.0)
+    assert [e.reason for e in script.ends] == [MAX_DURATION]
+
+
+def test_shutdown_cuts_an_open_stream_with_a_retry_hint() -> None:
+    script = Script()
+
+    async def main() -> str:
+        pump = script.pump(script.produce("a", 1000.0, "b"))
+        reading = asyncio.ensure_future(read(pump))
+        await asyncio.sleep(3.0)
+        pump.interrupt(SHUTDOWN)
+        return text(await reading)
+
+    assert run(main) == "data: a\n\nretry: 1000\n"
+    assert [e.reason for e in script.ends] == [SHUTDOWN]
+
+
+def test_reconnect_raised_by_the_producer_cuts_with_its_retry() -> None:
+    script = Script()
+
+    async def main() -> str:
+        return text(await read(script.pump(script.produce(Event("a", id="1"), Reconnect(retry=250)))))
+
+    assert run(main) == "id: 1\ndata: a\n\nretry: 250\n"
+    assert [e.reason for e in script.ends] == [RECONNECT]
+
+
+def test_the_streamed_batch_document_is_get_batch_documents() -> None:
+    script = Script()
+
+    def document(items: list[Any]) -> Any:
+        return {"count": None, "results": items, "next": None}
+
+    async def main() -> str:
+        renderer = JSONArrayRenderer(dumps, document)
+        return text(await read(script.pump(script.produce([1], Event({"a": 2}), "c"), renderer)))
+
+    assert json.loads(run(main)) == {"count": None, "results": [[1], {"a": 2}, "c"], "next": None}
+
+
+def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> None:
+    script = Script()
+
+    async def main() -> None:
+        renderer = JSONArrayRenderer(dumps, lambda items: {"n": len(items)})
+        with pytest.raises(TypeError, match="get_batch_document"):
+            await script.pump(script.produce("a"), renderer).prime(15.0)
+
+    run(main)
+
+
+# The pump's cost does not grow with the number of items: no task or future per item. -----------
 
 ITEMS = 20_000  # about 400 KB of events: the 64 KiB buffer fills and drains several times
 
 
-async def _never_fails(exc: Exception) -> str | None:
+async def _never_fails(exc: Exception) -> dict[str, Any]:
     raise AssertionError(f"produce() failed: {exc!r}")
 
 
 async def _stream_counting(items: AsyncIterator[Any]) -> tuple[bytes, int, int]:
-    """The whole body of a pump with heartbeats on, and how many tasks and futures the loop made meanwhile."""
+    """The whole body of a pump with keep-alives on, and how many tasks and futures the loop made meanwhile."""
     loop = asyncio.get_running_loop()
     counts = {"tasks": 0, "futures": 0}
     create_future = loop.create_future
@@ -38,20 +355,14 @@ async def _stream_counting(items: AsyncIterator[Any]) -> tuple[bytes, int, int]:
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     loop.create_future = counting_future  # type: ignore[method-assign]
-    loop.set_task_factory(counting_task)
+    loop.set_task_factory(counting_task)  # type: ignore[arg-type]
     try:
-        pump = Pump(
-            items,  # type: ignore[arg-type]
-            SSERenderer(compact_dumps(json.JSONEncoder)),
-            heartbeat=15.0,
-            buffer_size=64 * 1024,
-            on_error=_never_fails,
-        )
+        pump = Pump(items, SSERenderer(dumps), keepalive=15.0, buffer_size=64 * 1024, describe_error=_never_fails)  # type: ignore[arg-type]
         await pump.prime(15.0)
         body = b"".join([chunk async for chunk in pump.chunks()])
     finally:
         loop.set_task_factory(None)
-        del loop.create_future
+        del loop.create_future  # type: ignore[method-assign]
     return body, counts["tasks"], counts["futures"]
 
 

@@ -10,7 +10,7 @@ from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404, HttpRequest
 from django.views.generic import TemplateView
 
-from dualstream import DualModeView, Event, Mode, Renderer, int_id
+from dualstream import DualModeView, Event, Mode, Reconnect, int_id
 
 
 def int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -60,10 +60,6 @@ class ErrorsPageView(TemplateView):
     template_name = "demo/errors.html"
 
 
-class StreamCut(Exception):
-    """Raised by a demo producer to end its stream the way a dropped connection would: no ``done``, no ``error``."""
-
-
 def resume_point(view: DualModeView, count: int) -> int:
     """The number of the last event the client saw (0: none), from ``Last-Event-ID`` or ``?lastEventId=``.
 
@@ -98,18 +94,14 @@ class FeedView(DualModeView):
         after = resume_point(self, count)
         via = None if not after else "header" if request.headers.get("Last-Event-ID") else "query"
         # Only a stream can be cut and resumed: a JSON or NDJSON answer is always whole.
-        cut = cut_every if self.get_mode() is Mode.SSE else 0
+        cut = cut_every if self.mode is Mode.SSE else 0
         for sent, n in enumerate(range(after + 1, count + 1)):
             if sent:
                 await asyncio.sleep(interval)
             if cut and sent == cut:
-                raise StreamCut
+                raise Reconnect(retry)  # no done: the browser reconnects and resumes, as after a cut
             yield Event({"n": n, "of": count, "after": after, "via": via}, id=str(n), retry=retry if sent == 0 else None)
 
-    async def stream_failed(self, exc: Exception, renderer: Renderer) -> str | None:
-        if isinstance(exc, StreamCut):
-            return None  # end the response as it is: to the browser this is a cut, and it reconnects
-        return await super().stream_failed(exc, renderer)
 
 
 FAILURES = {

@@ -1,0 +1,90 @@
+"""The streams open in this process, and ending them all when the server stops.
+
+No ASGI server tells an application that it is shutting down while a
+streaming response runs: uvicorn (alone, with ``--workers``, or as gunicorn's
+``UvicornWorker``) stops accepting, then waits for every response to finish,
+which an endless stream never does. So on the first stream dualstream chains
+a handler in front of the server's own SIGTERM and SIGINT handlers: it cuts
+every open stream (SSE: a last ``retry:`` field, no ``done``, so browsers
+reconnect to another worker and resume), then calls the server's handler,
+which goes on as before. Only a Python-level handler already installed by
+the server is chained, never replaced; ``DUALSTREAM["HANDLE_SHUTDOWN"] =
+False`` opts out, and ``end_streams()`` is the same cut for servers that
+offer a shutdown hook of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from . import conf
+from .pump import SHUTDOWN, Pump
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_Handler = Callable[[int, FrameType | None], Any]
+
+
+class Streams:
+    """The pumps open in this process, on whichever event loops they run."""
+
+    def __init__(self) -> None:
+        self._open: set[Pump] = set()
+        self._lock = threading.Lock()  # WSGI streams run on loops of their own, in other threads
+        self.stopping = False
+        self._chained = False
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, pump: Pump) -> None:
+        with self._lock:
+            self._open.add(pump)
+
+    def discard(self, pump: Pump) -> None:
+        with self._lock:
+            self._open.discard(pump)
+
+    def end_all(self, reason: str = SHUTDOWN) -> None:
+        """Cut every open stream, from any thread; new streams are refused from now on."""
+        self.stopping = True
+        with self._lock:
+            pumps = list(self._open)
+        for pump in pumps:
+            loop = pump.loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(pump.interrupt, reason)
+
+    def chain_shutdown_handlers(self) -> None:
+        """Put ``end_all()`` in front of the server's signal handlers, once, from the loop's main thread."""
+        if self._chained or threading.current_thread() is not threading.main_thread():
+            return
+        self._chained = True
+        if not conf.get("HANDLE_SHUTDOWN"):
+            return
+        loop = asyncio.get_running_loop()
+        for signum in _SIGNALS:
+            previous = signal.getsignal(signum)
+            if callable(previous):  # a server's handler; SIG_DFL and SIG_IGN are left alone
+                signal.signal(signum, self._chained_handler(loop, previous))
+
+    def _chained_handler(self, loop: asyncio.AbstractEventLoop, previous: _Handler) -> _Handler:
+        def handler(signum: int, frame: FrameType | None) -> Any:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self.end_all, SHUTDOWN)
+            return previous(signum, frame)
+
+        return handler
+
+
+#: This process's streams.
+streams = Streams()
+
+
+def end_streams() -> None:
+    """Cut every stream open in this process, as at shutdown; call it from a server's own shutdown hook."""
+    streams.end_all(SHUTDOWN)

@@ -1,0 +1,137 @@
+"""The Django response around a pump, under ASGI and WSGI alike."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from asgiref.sync import async_to_sync
+from django.http import StreamingHttpResponse
+
+from .pump import CLIENT_GONE, Pump
+
+T = TypeVar("T")
+
+
+class WSGIBridge:
+    """An event loop in a thread of its own: how a WSGI worker runs a pump.
+
+    Under WSGI the loop that runs an async view is closed when the view
+    returns, so the pump lives on a loop that outlasts it. ``close()`` is the
+    one place the pump and the loop are stopped.
+    """
+
+    def __init__(self, pump: Pump) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="dualstream-wsgi", daemon=True)
+        self._thread.start()
+        self._pump = pump
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on this loop, from another loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on this loop, from a plain thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        """Close the pump (``produce()``'s ``finally`` runs on this loop), then stop the loop. Idempotent."""
+        if self.loop.is_closed():
+            return
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("WSGIBridge.close() called from its own loop")
+        self.run_sync(self._pump.aclose(CLIENT_GONE))
+        # The body's generators were first iterated on this loop: close them here, not in a finalizer.
+        self.run_sync(self.loop.shutdown_asyncgens())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class StreamResponse(StreamingHttpResponse):
+    """A streaming response that always closes its pump.
+
+    Django's ASGI handler closes only its own wrapper around the body, and
+    never closes a response whose request task was cancelled before it was
+    sent. So the pump is closed when its body is closed, when the response is
+    closed unsent, and when the response is dropped unsent (a cancellation
+    inside a middleware): then the pump's own task closes ``produce()``, never
+    the garbage collector.
+
+    Under WSGI (``runserver``, gunicorn sync workers) Django would consume an
+    async body completely before sending anything; given the ``WSGIBridge``
+    its pump runs on, ``__iter__`` hands over each chunk as it comes instead.
+    """
+
+    def __init__(self, pump: Pump, *, wsgi: WSGIBridge | None = None, **kwargs: Any) -> None:
+        self._chunks = pump.chunks()
+        super().__init__(self._chunks, **kwargs)
+        self._wsgi = wsgi
+        if wsgi is not None:
+            self._resource_closers.append(wsgi.close)
+        else:
+            # Closures over the pump, not bound methods: the response must not be in a reference
+            # cycle, so that a dropped one is freed at once, not by a later collection.
+            self._resource_closers.append(lambda: _close_unsent(pump))
+            weakref.finalize(self, _dropped, pump)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # The pump's chunks themselves, which close the pump when they are closed, as Django's handler
+        # closes what it iterates; no wrapper in between, per chunk or across a stream's idle wait.
+        if self._iterator is self._chunks:
+            return self._chunks
+        return self._replaced_content()
+
+    async def _replaced_content(self) -> AsyncIterator[bytes]:
+        """What a middleware put in place of the pump's chunks; the pump is closed after it."""
+        try:
+            async for chunk in super().__aiter__():
+                yield chunk
+        finally:
+            await self._chunks.aclose()  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._wsgi is None:
+            raise TypeError("This response was made for an ASGI server; iterate it with 'async for'.")
+        return self._iter_wsgi(self._wsgi)
+
+    def _iter_wsgi(self, bridge: WSGIBridge) -> Iterator[bytes]:
+        source = self.__aiter__()
+        while True:
+            try:
+                yield bridge.run_sync(_next(source))
+            except StopAsyncIteration:
+                return
+
+
+def _close_unsent(pump: Pump) -> None:
+    """``close()`` of a response never iterated (the client left first): close the pump, from Django's thread.
+
+    Django calls ``close()`` in the request's thread before ``request_finished``
+    closes its database connections; blocking it until ``produce()`` has ended
+    lets a queryset's cursor close first, on that same thread.
+    """
+    loop = pump.loop
+    if pump.done or loop is None or loop.is_closed():
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(pump.aclose)(CLIENT_GONE)
+    else:  # closed from async code, which cannot block: the pump's task closes it
+        pump.interrupt(CLIENT_GONE)
+
+
+def _dropped(pump: Pump) -> None:
+    """A response freed unsent and unclosed: its pump's own task closes ``produce()``."""
+    loop = pump.loop
+    if not pump.done and loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(pump.interrupt, CLIENT_GONE)
+
+
+async def _next(iterator: AsyncIterator[T]) -> T:
+    return await anext(iterator)

@@ -1,0 +1,12 @@
+"""The test suite's settings with only the shutdown test's streams (tests/test_shutdown.py)."""
+
+from tests.settings import *  # noqa: F403
+
+ROOT_URLCONF = "tests.shutdown_views"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"dualstream": {"level": "INFO"}},
+}

@@ -1,0 +1,34 @@
+"""Streams for tests/test_shutdown.py, served by a real server process (``tests.shutdown_settings``).
+
+Each producer writes one line to stderr when its ``finally`` runs: the test reads the server's log
+after the process has exited, when no endpoint can be asked any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import path
+
+from dualstream import DualModeView, Event
+
+
+class Endless(DualModeView):
+    """One event, then another every second, for ever."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            n = 0
+            while True:
+                yield Event({"n": n}, id=str(n))
+                n += 1
+                await asyncio.sleep(1.0)
+        finally:
+            sys.stderr.write("producer finally ran\n")  # one write: worker processes share the pipe
+
+
+urlpatterns = [path("endless/", Endless.as_view(heartbeat=5.0))]
