@@ -63,13 +63,13 @@ class Endpoint:
 
 
 ENDPOINTS = [
-    Endpoint("ticker sse", "/api/ticker/?stream=1&from=1000&interval=250", b'"n":', 3, 20),
-    Endpoint("ticker ndjson", "/api/ticker/?format=ndjson&from=1000&interval=250", b'"n":', 1, 20),
+    Endpoint("ticker sse", "/api/ticker/?stream=1&from=1000&interval=250", b'"n":', 3, 45),
+    Endpoint("ticker ndjson", "/api/ticker/?format=ndjson&from=1000&interval=250", b'"n":', 1, 45),
     Endpoint("ticker json", "/api/ticker/?format=json&from=5&interval=100", b'"n":', 1, 5),
-    Endpoint("feed sse", "/api/feed/?stream=1&count=1000&interval=300", b'"n":', 3, 20),
-    Endpoint("feed ndjson", "/api/feed/?format=ndjson&count=1000&interval=300", b'"n":', 1, 20),
-    Endpoint("clock sse", "/soak/clock/?stream=1", b'"sent":', 4, 20),
-    Endpoint("clock ndjson", "/soak/clock/?format=ndjson", b'"sent":', 2, 20),
+    Endpoint("feed sse", "/api/feed/?stream=1&count=1000&interval=300", b'"n":', 3, 45),
+    Endpoint("feed ndjson", "/api/feed/?format=ndjson&count=1000&interval=300", b'"n":', 1, 45),
+    Endpoint("clock sse", "/soak/clock/?stream=1", b'"sent":', 4, 45),
+    Endpoint("clock ndjson", "/soak/clock/?format=ndjson", b'"sent":', 2, 45),
     # Exports run as fast as the client reads: short visits, or they would take the server's whole CPU.
     Endpoint("readings sse", "/api/readings/?format=sse", b'"id":', 1, 2),
     Endpoint("readings ndjson", "/api/readings/?format=ndjson", b'"id":', 1, 2),
@@ -194,7 +194,7 @@ class Soak:
         if reader.status not in (None, 200):
             errors[f"HTTP {reader.status}"] += 1
         elif reader.status is None and dwell >= SILENT:
-            errors[f"nothing in {dwell:.0f}+ s" if dwell < 10 else "nothing in 10+ s"] += 1
+            errors[f"nothing in {SILENT:g}+ s"] += 1
 
     async def client(self, index: int, deadline: float) -> None:
         rng = random.Random(self.seed * 1_000_003 + index)
@@ -208,20 +208,25 @@ class Soak:
             else:
                 dwell = min(rng.expovariate(1 / endpoint.dwell), 6 * endpoint.dwell)
             await self.visit(endpoint, dwell, reset=rng.random() < 0.5)
-            await asyncio.sleep(rng.uniform(0, 1))  # a client's pause between two visits
+            await asyncio.sleep(rng.uniform(0, 2))  # a client's pause between two visits
 
 
-async def server_report(server: Server) -> dict[str, Any] | None:
-    """``/soak/report/`` (tasks, threads), or None if the server does not answer within 5 s."""
+async def server_report(server: Server, timeout: float = 30.0) -> dict[str, Any] | None:
+    """``/soak/report/`` (tasks, threads) and ``seconds``, the time it took: how long a new request waits.
+
+    None if the server does not answer within ``timeout``.
+    """
+    started = time.perf_counter()
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, server.port), 5)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, server.port), timeout)
         writer.write(f"GET /soak/report/ HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
-        answer = await asyncio.wait_for(reader.read(-1), 5)
+        answer = await asyncio.wait_for(reader.read(-1), timeout)
         writer.close()
         result: dict[str, Any] = json.loads(answer.partition(b"\r\n\r\n")[2])
-        return result
     except (OSError, TimeoutError, ValueError):
         return None
+    result["seconds"] = time.perf_counter() - started
+    return result
 
 
 def describe(report: dict[str, Any] | None) -> str:
@@ -237,22 +242,23 @@ class Row:
     minute: float
     period: Period
     rss_mb: float
-    tasks: str
+    report: dict[str, Any] | None
     threads: int
     cpu: float  # share of one core over the period
 
     def line(self) -> str:
-        p = self.period
+        p, r = self.period, self.report
+        tasks, answered = (str(r["tasks"]), f"{r['seconds']:.2f}") if r else ("-", "no answer")
         return (
             f"| {self.minute:g} | {p.visits:,} | {p.events:,} | {sum(p.errors.values()):,} "
             f"| {ms(p.latencies.percentile(0.5))} | {ms(p.latencies.percentile(0.99))} "
-            f"| {self.rss_mb:.0f} | {self.tasks} | {self.threads} | {self.cpu:.0%} |"
+            f"| {self.rss_mb:.0f} | {tasks} | {self.threads} | {self.cpu:.0%} | {answered} |"
         )
 
 
 HEADER = (
     "| at (min) | visits | events | errors | p50 latency (ms) | p99 latency (ms) | server RSS (MB) | asyncio tasks "
-    "| threads | server CPU |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| threads | server CPU | a new request answered in (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -267,21 +273,18 @@ async def soak(args: argparse.Namespace, server_core: int | None) -> int:
         s = Soak(server, args.clients, args.seed)
         clients = [asyncio.create_task(s.client(i, deadline)) for i in range(args.clients)]
         rows: list[Row] = []
-        cpu = server.cpu_seconds()
+        cpu, cpu_at = server.cpu_seconds(), loop.time()
         print(HEADER, flush=True)
-        while (now := loop.time()) < deadline:
-            await asyncio.sleep(min(args.period, deadline - now))
+        for k in range(1, math.ceil(args.duration / args.period) + 1):
+            # Periods end on fixed boundaries, however long the previous report took to come.
+            boundary = min(start + k * args.period, deadline)
+            await asyncio.sleep(max(0.0, boundary - loop.time()))
             period, s.period = s.period, Period()
-            report = await server_report(server)
-            used, cpu = server.cpu_seconds() - cpu, server.cpu_seconds()
-            row = Row(
-                round((loop.time() - start) / 60, 1),
-                period,
-                server.rss_kib() / 1024,
-                str(report["tasks"]) if report else "no answer",
-                server.threads(),
-                used / args.period,
-            )
+            cpu_now, now = server.cpu_seconds(), loop.time()
+            share = (cpu_now - cpu) / (now - cpu_at)
+            cpu, cpu_at = cpu_now, now
+            row = Row(round((boundary - start) / 60, 1), period, server.rss_kib() / 1024, None, server.threads(), share)
+            row.report = await server_report(server)
             rows.append(row)
             print(row.line(), flush=True)
         for task in clients:
