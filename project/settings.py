@@ -72,6 +72,10 @@ TIME_ZONE = "UTC"
 DUALSTREAM = {
     "HEARTBEAT": env.float("DUALSTREAM_HEARTBEAT", default=15.0),
 }
+# Broadcast (docs/broadcast.md): Redis Streams when REDIS_URL is set, so that every worker shares the
+# topics; otherwise the memory backend, which is one process only.
+REDIS_URL = env.str("REDIS_URL", default="")
+DUALSTREAM["BROADCAST"] = {"BACKEND": "redis", "URL": REDIS_URL} if REDIS_URL else {"BACKEND": "memory"}
 # The OpenAI-compatible endpoints (docs/llm.md): client keys, and the upstream a proxy forwards to.
 DUALSTREAM_LLM = {
     "API_KEYS": env.list("LLM_API_KEYS", default=[]),

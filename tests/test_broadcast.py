@@ -420,10 +420,12 @@ def test_redis_down_too_long_ends_streams_with_an_error_and_refuses_new_ones(pro
 TOPIC_URLS = {"ROOT_URLCONF": "tests.broadcast_urls"}
 
 
-def sse_lines(response: httpx.Response) -> Iterator[dict[str, str]]:
-    """Events as dicts of their fields (comments skipped)."""
+def sse_lines(response: httpx.Response, stop: threading.Event | None = None) -> Iterator[dict[str, str]]:
+    """Events as dicts of their fields (comments skipped), until the stream ends or ``stop`` is set."""
     fields: dict[str, str] = {}
     for line in response.iter_lines():
+        if stop is not None and stop.is_set():
+            return
         if not line:
             if fields:
                 yield fields
@@ -503,3 +505,26 @@ def test_topic_view_answers_503_when_redis_is_down(proxy: Proxy, live_url: str) 
             r = httpx.get(f"{live_url}/topic/view/{query}", headers={"Last-Event-ID": "1-1"}, timeout=10)
             assert r.status_code == 503
             assert r.json()["error"]["status"] == 503
+
+
+# The demo ----------------------------------------------------------------------------------------
+
+
+def test_demo_activity_page_publishes_with_the_csrf_token_and_the_feed_has_it(engine: str) -> None:
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client(enforce_csrf_checks=True)
+    page = client.get(reverse("demo:activity-page"))
+    assert page.status_code == 200 and b"activity.js" in page.content
+    token = page.cookies["csrftoken"].value
+    url = reverse("demo:activity-publish")
+    body = json.dumps({"who": "tab-1", "text": "hello <b>all</b>"})
+    assert client.post(url, body, content_type="application/json").status_code == 403  # no token
+    created = client.post(url, body, content_type="application/json", headers={"X-CSRFToken": token})
+    assert created.status_code == 201
+    assert client.post(url, "{}", content_type="application/json", headers={"X-CSRFToken": token}).status_code == 400
+    (item,) = client.get(reverse("demo:activity")).json()["items"]
+    assert item["who"] == "tab-1" and item["text"] == "hello <b>all</b>"
+    (event,) = asyncio.run(history("demo-activity"))
+    assert event.id == created.json()["id"]

@@ -2,7 +2,7 @@ from django.urls import path
 
 from dualstream.llm import ModelDetailView, ModelListView
 
-from . import exports, llm, views
+from . import activity, exports, llm, views
 
 app_name = "demo"
 
@@ -17,6 +17,9 @@ urlpatterns = [
     path("export/", exports.ExportPageView.as_view(), name="export-page"),
     path("api/readings/", exports.ReadingExport.as_view(), name="readings"),
     # OpenAI's paths, so that base_url="http://host/v1" works in every OpenAI client.
+    path("activity/", activity.ActivityPageView.as_view(), name="activity-page"),
+    path("api/activity/", activity.ActivityFeed.as_view(), name="activity"),
+    path("api/activity/publish/", activity.ActivityPublish.as_view(), name="activity-publish"),
     path("chat/", llm.ChatPageView.as_view(), name="chat-page"),
     path("v1/chat/completions", llm.DemoChatView.as_view(), name="chat-completions"),
     path("v1/models", ModelListView.as_view(models=[llm.MODEL]), name="models"),
