@@ -18,6 +18,7 @@ everything buffered at once. So:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Pump:
         retry: int = 1000,
         on_started: Callable[[], Awaitable[object]] | None = None,
         on_end: Callable[[StreamEnd], Awaitable[None]] | None = None,
+        context: contextvars.Context | None = None,
     ) -> None:
         self._items = items
         self._renderer = renderer
@@ -77,6 +79,7 @@ class Pump:
         self._retry = retry
         self._on_started = on_started
         self._on_end = on_end
+        self._context = context  # the producer task's, if not a copy of the caller's
         self._buffer: list[bytes] = []
         self._size = 0
         self._count = 0
@@ -211,7 +214,7 @@ class Pump:
         if self._task is None:
             self.loop = asyncio.get_running_loop()
             self._began = self.loop.time()
-            self._task = self.loop.create_task(self._produce())
+            self._task = self.loop.create_task(self._produce(), context=self._context)
             self._arm_timer()
 
     async def _produce(self) -> None:

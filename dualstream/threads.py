@@ -24,7 +24,9 @@ nothing is released.
 
 from __future__ import annotations
 
-from asgiref.sync import SyncToAsync, sync_to_async
+import contextvars
+
+from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.db import connections
 
 
@@ -60,3 +62,22 @@ def request_thread_gone() -> bool:
     executors = getattr(SyncToAsync, "context_to_thread_executor", None)
     owner = context.get(None) if context is not None else None
     return owner is not None and executors is not None and owner not in executors
+
+
+def producer_context() -> contextvars.Context:
+    """A copy of the current context for a producer task that outlives the view call that starts it.
+
+    Where a sync-only middleware runs the view (through ``async_to_sync``),
+    the context names that call's ``CurrentThreadExecutor`` as the place for
+    thread-sensitive work; it quits once the view has returned, while the
+    stream goes on. Hidden here, as asgiref's own ``ThreadSensitiveContext``
+    hides it, such work goes to the request's thread, which is the same thread.
+    """
+    context = contextvars.copy_context()
+    context.run(_hide_current_executor)
+    return context
+
+
+def _hide_current_executor() -> None:
+    if getattr(AsyncToSync.executors, "current", None) is not None:
+        AsyncToSync.executors.current = None

@@ -33,7 +33,7 @@ from .renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
 from .responses import StreamResponse, WSGIBridge
 from .resume import MAX_EVENT_ID_LENGTH
 from .signals import stream_finished
-from .threads import release_idle_thread
+from .threads import producer_context, release_idle_thread
 
 logger = logging.getLogger("dualstream")
 request_logger = logging.getLogger("django.request")
@@ -189,6 +189,7 @@ class DualModeView(View):
             describe_error=self._stream_failed,
             on_started=release_idle_thread if self.release_request_thread else None,
             on_end=self._stream_ended,
+            context=producer_context(),
         )
         streams.add(pump)
         # Under WSGI the loop running this view ends with it: the pump needs a loop that outlasts it.

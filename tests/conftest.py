@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import uvicorn
@@ -24,24 +26,31 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
-@pytest.fixture(scope="session")
-def live_url() -> Iterator[str]:
-    """The base URL of uvicorn serving the test project's ASGI app on a free loopback port."""
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """uvicorn serving ``app`` on a free loopback port, in a thread of this process; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        ASGIStaticFilesHandler(get_asgi_application()), lifespan="off", log_level="warning", timeout_graceful_shutdown=2
-    )
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", timeout_graceful_shutdown=2)
     server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     if not server.ready.wait(timeout=30):
         raise RuntimeError("uvicorn did not start")
     host, port = sock.getsockname()
-    yield f"http://{host}:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_url() -> Iterator[str]:
+    """The base URL of uvicorn serving the test project's ASGI app on a free loopback port."""
+    with serve(ASGIStaticFilesHandler(get_asgi_application())) as url:
+        yield url
 
 
 def raw_request(url: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> socket.socket:

@@ -21,5 +21,9 @@ urlpatterns = [
     path("llm/", include("tests.llm_urls")),
     path("qs/", include("tests.queryset_views")),
     path("storm/", include("tests.storm_views")),
+    path("auth/", include("tests.auth_views")),
     path("", include("project.demo.urls")),
 ]
+
+# Decorators refuse before a view runs: this makes their 403 the view's own JSON (tests/test_auth.py).
+handler403 = "dualstream.auth.permission_denied"
