@@ -19,6 +19,7 @@ a ``serialize()`` hook per row, and resumption by key (keyset pagination).
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import aclosing
 from itertools import islice
@@ -38,6 +39,8 @@ from .views import DualModeView
 T = TypeVar("T")
 
 __all__ = ["QuerySetView", "aiterate"]
+
+logger = logging.getLogger("dualstream")
 
 
 async def aiterate(queryset: QuerySet[Any, T], chunk_size: int = 2000) -> AsyncIterator[T]:
@@ -83,8 +86,21 @@ async def _close_rows(rows: Generator[Any, None, None]) -> None:
     state = inspect.getgeneratorstate(rows)
     if state == inspect.GEN_CREATED:
         rows.close()  # never started: no cursor yet, nothing to reach the database for
-    elif state != inspect.GEN_CLOSED and not request_thread_gone():
+    elif state == inspect.GEN_CLOSED:
+        pass
+    elif not request_thread_gone():
         await sync_to_async(rows.close)()
+    else:
+        # Closed anyway, off the loop, so that its finally does not run later in a finalizer; the
+        # cursor's close fails quietly on the connection that went with the thread.
+        await sync_to_async(_close_orphan, thread_sensitive=False)(rows)
+
+
+def _close_orphan(rows: Generator[Any, None, None]) -> None:
+    try:
+        rows.close()
+    except Exception:
+        logger.debug("A cursor outlived its connection", exc_info=True)
 
 
 def _take(rows: Iterator[T], count: int) -> list[T]:

@@ -64,6 +64,15 @@ def request_thread_gone() -> bool:
     return owner is not None and executors is not None and owner not in executors
 
 
+def in_request_task() -> bool:
+    """Whether this code runs in the task of Django's handler that will send the response.
+
+    Not so where a sync-only middleware made Django run the view through
+    ``async_to_sync``: then the view has a task of its own, done once it returns.
+    """
+    return getattr(AsyncToSync.executors, "current", None) is None
+
+
 def producer_context() -> contextvars.Context:
     """A copy of the current context for a producer task that outlives the view call that starts it.
 

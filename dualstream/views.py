@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -28,12 +29,12 @@ from .errors import error_body, exception_body
 from .events import Dumps, data_of
 from .lifecycle import streams
 from .negotiation import Mode, NegotiationError, negotiate
-from .pump import HEAD, Pump, StreamEnd
+from .pump import CLIENT_GONE, HEAD, Pump, StreamEnd
 from .renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
 from .responses import StreamResponse, WSGIBridge
 from .resume import MAX_EVENT_ID_LENGTH
 from .signals import stream_finished
-from .threads import producer_context, release_idle_thread
+from .threads import in_request_task, producer_context, release_idle_thread
 
 logger = logging.getLogger("dualstream")
 request_logger = logging.getLogger("django.request")
@@ -199,6 +200,10 @@ class DualModeView(View):
                 await wsgi.run(pump.prime(self.heartbeat))
             else:
                 streams.chain_shutdown_handlers()
+                if in_request_task():
+                    # This task sends the response: if it ends without having sent it (cancelled in a
+                    # middleware, say), nobody will; the pump is closed before the request finishes.
+                    asyncio.current_task().add_done_callback(_unsent(pump))  # type: ignore[union-attr]
                 await pump.prime(self.heartbeat)
         except Exception as exc:
             if wsgi is not None:
@@ -286,6 +291,14 @@ class DualModeView(View):
         await stream_finished.asend(
             type(self), request=request, reason=end.reason, items=end.items, duration=end.duration, error=end.error
         )
+
+
+def _unsent(pump: Pump) -> Callable[[asyncio.Task[Any]], None]:
+    def close_if_unsent(task: asyncio.Task[Any]) -> None:
+        if not (pump.iterated or pump.done):
+            pump.interrupt(CLIENT_GONE)
+
+    return close_if_unsent
 
 
 def _with_sync_dispatch(cls: type[DualModeView], view: Callable[..., Any]) -> Callable[..., Any]:
