@@ -56,7 +56,7 @@ def _from_query(query: Mapping[str, Sequence[str]]) -> Mode | None:
         mode = _STREAM_VALUES.get(value.lower())
         if mode is None:
             raise NegotiationError(
-                f"Invalid value for 'stream': {value!r}. Use one of true, 1, yes, on, false, 0, no, off."
+                f"Invalid value for 'stream': {value[:40]!r}. Use one of true, 1, yes, on, false, 0, no, off."
             )
         modes.add(mode)
     for value in _values(query, "format"):
@@ -64,7 +64,7 @@ def _from_query(query: Mapping[str, Sequence[str]]) -> Mode | None:
             modes.add(Mode(value.lower()))
         except ValueError:
             raise NegotiationError(
-                f"Invalid value for 'format': {value!r}. Use one of sse, json, ndjson."
+                f"Invalid value for 'format': {value[:40]!r}. Use one of sse, json, ndjson."
             ) from None
     if len(modes) > 1:
         raise NegotiationError("The 'stream' and 'format' parameters ask for different answers.")

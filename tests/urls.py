@@ -17,6 +17,7 @@ urlpatterns = [
     path("tick/", views.TickView.as_view()),
     path("tick-hold/", views.TickView.as_view(release_request_thread=False)),
     path("retry/", views.RetryView.as_view()),
+    path("paced/", views.PacedView.as_view(heartbeat=0.02)),
     path("csrf-page/", views.csrf_page),
     path("llm/", include("tests.llm_urls")),
     path("qs/", include("tests.queryset_views")),

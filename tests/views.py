@@ -10,7 +10,7 @@ from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOpera
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from dualstream import DualModeView, Event
+from dualstream import DualModeView, Event, int_id
 
 from .probes import Probe, get_probe
 
@@ -107,8 +107,20 @@ class ResumableView(DualModeView):
     """Ten events with ids 0..9; resumes after ``last_event_id``."""
 
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        start = int(self.last_event_id) + 1 if self.last_event_id else 0
+        last = int_id(self.last_event_id)
+        start = 0 if last is None else last + 1
         for i in range(start, 10):
+            yield Event({"i": i}, id=str(i))
+
+
+class PacedView(DualModeView):
+    """``?n=`` events with ids, one every ``?interval=`` seconds: silences long enough for keep-alives."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        interval = float(request.GET.get("interval", 0.1))
+        for i in range(int(request.GET.get("n", 5))):
+            if i:
+                await asyncio.sleep(interval)
             yield Event({"i": i}, id=str(i))
 
 
