@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SEED_ROWS ?= 200000
 
-.PHONY: install run test bench clean
+.PHONY: install run test check bench clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,16 @@ run: export SECRET_KEY ?= $(shell $(PYTHON) -c 'import secrets; print(secrets.to
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --rows $(SEED_ROWS)
-	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --lifespan off --timeout-graceful-shutdown 10
 
-test: install
+test: install check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint, format and types: the same in CI as on a laptop.
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt

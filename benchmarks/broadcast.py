@@ -51,7 +51,7 @@ class Worker:
             "--log-level", "warning", "--backlog", "4096",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, start_new_session=True, preexec_fn=lambda: _child_setup(None)  # noqa: PLW1509
+            cmd, cwd=ROOT, env=env, start_new_session=True, preexec_fn=lambda: _child_setup(None)
         )
 
     async def wait_ready(self, timeout: float = 30) -> None:

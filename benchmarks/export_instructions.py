@@ -37,9 +37,18 @@ def _export(path: str) -> int:
 
     route, _, query = path.partition("?")
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": route, "raw_path": route.encode(), "query_string": query.encode(), "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": route,
+        "raw_path": route.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
     }
     body = bytearray()
     client: asyncio.Queue[dict[str, object]] = asyncio.Queue()
@@ -58,8 +67,14 @@ def _export(path: str) -> int:
 def instructions(database: Database, mode: Mode, rows: int) -> int:
     """Instructions callgrind counts for one export of ``mode`` (``rows`` rows expected)."""
     command = [
-        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, "-m", "benchmarks.export_instructions", "--child", mode.path,
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "benchmarks.export_instructions",
+        "--child",
+        mode.path,
     ]
     env = {**database.env(), "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -76,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000, help="The difference in rows between the two tables.")
     parser.add_argument("--base", type=int, default=4_000, help="Rows in the smaller table.")
     parser.add_argument("--modes", default=",".join(m.name for m in MODES), help="Comma-separated modes to run.")
-    parser.add_argument("--postgres", default="", help="A PostgreSQL server URL: export from its tables instead of SQLite's.")
+    parser.add_argument(
+        "--postgres", default="", help="A PostgreSQL server URL: export from its tables instead of SQLite's."
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -92,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.postgres:
             database = Database("postgres", postgres_database(args.postgres, size))
         else:
-            database = Database("sqlite", f"sqlite:///{Path(tempfile.gettempdir()) / f'dualstream-instructions-{size}.sqlite3'}")
+            database = Database(
+                "sqlite", f"sqlite:///{Path(tempfile.gettempdir()) / f'dualstream-instructions-{size}.sqlite3'}"
+            )
         seed(database, size)
         databases[size] = database
     modes = [m for m in MODES if m.name in args.modes.split(",")]
@@ -103,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     per_row = {mode.name: (counts[mode, sizes[1]] - counts[mode, sizes[0]]) / args.rows for mode in modes}
     naive = per_row.get("naive")
     label = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"{label}, {args.rows:,} rows between tables of {sizes[0]:,} and {sizes[1]:,}; Python {sys.version.split()[0]}")
+    print(
+        f"{label}, {args.rows:,} rows between tables of {sizes[0]:,} and {sizes[1]:,}; Python {sys.version.split()[0]}"
+    )
     print("| mode | instructions per row | naive ÷ mode |")
     print("|---|---:|---:|")
     for name, cost in per_row.items():

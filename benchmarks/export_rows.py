@@ -141,10 +141,21 @@ def server(database: Database) -> Iterator[tuple[str, int]]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # listening already: requests wait in the backlog until uvicorn accepts them
     command = [
-        sys.executable, "-m", "uvicorn", "project.asgi:application", "--fd", str(sock.fileno()),
-        "--lifespan", "off", "--log-level", "warning", "--no-access-log",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "project.asgi:application",
+        "--fd",
+        str(sock.fileno()),
+        "--lifespan",
+        "off",
+        "--log-level",
+        "warning",
+        "--no-access-log",
     ]
-    process = subprocess.Popen(command, env=database.env(), cwd=ROOT, pass_fds=[sock.fileno()], preexec_fn=_server_setup)
+    process = subprocess.Popen(
+        command, env=database.env(), cwd=ROOT, pass_fds=[sock.fileno()], preexec_fn=_server_setup
+    )
     try:
         host, port = sock.getsockname()
         yield f"http://{host}:{port}", process.pid
@@ -185,14 +196,17 @@ def fetch(client: httpx.Client, url: str) -> tuple[int, float, float]:
                 first = time.perf_counter() - started
             data = tail + chunk
             rows += data.count(MARKER)
-            tail = data[-(len(MARKER) - 1):]  # a marker split across chunks is counted once, in the next
+            tail = data[-(len(MARKER) - 1) :]  # a marker split across chunks is counted once, in the next
     return rows, first, time.perf_counter() - started
 
 
 def measure(database: Database, mode: Mode, last_id: int) -> Result:
-    with server(database) as (base, pid), httpx.Client(
-        base_url=base, timeout=httpx.Timeout(600, connect=30), headers={"Accept-Encoding": "identity"}
-    ) as client:
+    with (
+        server(database) as (base, pid),
+        httpx.Client(
+            base_url=base, timeout=httpx.Timeout(600, connect=30), headers={"Accept-Encoding": "identity"}
+        ) as client,
+    ):
         # Warm-up: imports, URL resolution, the first connection; then reset the peak to now.
         client.get(f"/api/readings/?format=ndjson&lastEventId={last_id - 100}").raise_for_status()
         Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -223,16 +237,29 @@ def table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", ""),
-                        help="A PostgreSQL server URL (default: $TEST_POSTGRES_URL); empty: SQLite only.")
-    parser.add_argument("--sqlite", default="",
-                        help="The SQLite file to seed and export (default: one per --rows in the temp directory, kept).")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("TEST_POSTGRES_URL", ""),
+        help="A PostgreSQL server URL (default: $TEST_POSTGRES_URL); empty: SQLite only.",
+    )
+    parser.add_argument(
+        "--sqlite",
+        default="",
+        help="The SQLite file to seed and export (default: one per --rows in the temp directory, kept).",
+    )
     parser.add_argument("--databases", default="sqlite,postgres", help="Comma-separated: sqlite, postgres.")
     parser.add_argument("--modes", default=",".join(m.name for m in MODES), help="Comma-separated modes to run.")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="Export each mode this many times, each on a fresh server; report the fastest.")
-    parser.add_argument("--no-server-side-cursors", action="store_true",
-                        help="Also export NDJSON from PostgreSQL with DISABLE_SERVER_SIDE_CURSORS.")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Export each mode this many times, each on a fresh server; report the fastest.",
+    )
+    parser.add_argument(
+        "--no-server-side-cursors",
+        action="store_true",
+        help="Also export NDJSON from PostgreSQL with DISABLE_SERVER_SIDE_CURSORS.",
+    )
     args = parser.parse_args(argv)
     if len(CPUS) > 1:
         os.sched_setaffinity(0, {CPUS[-1]})  # the client, off the server's CPU
@@ -253,14 +280,20 @@ def main(argv: list[str] | None = None) -> int:
         count = database.count()
         runs = [(database, mode) for mode in wanted]
         if args.no_server_side_cursors and database.label == "postgres":
-            no_cursors = Database("postgres, no server-side cursors", database.url, (("EXPORT_BENCH_NO_SERVER_SIDE_CURSORS", "1"),))
+            no_cursors = Database(
+                "postgres, no server-side cursors", database.url, (("EXPORT_BENCH_NO_SERVER_SIDE_CURSORS", "1"),)
+            )
             runs.append((no_cursors, next(m for m in MODES if m.name == "ndjson")))
         # Rounds over all modes rather than repeats of one: load from elsewhere on the machine hits them all alike.
         rounds = [[measure(db, mode, count) for db, mode in runs] for _ in range(args.repeat)]
         for attempts in zip(*rounds, strict=True):
             result = min(attempts, key=lambda r: r.seconds)
-            print(f"{result.database:>10} {result.mode.name:<16} {result.rate:>12,.0f} rows/s  "
-                  f"{result.cpu_per_row * 1e6:5.1f} µs/row  +{result.peak_growth / 2**20:.1f} MB", file=sys.stderr, flush=True)
+            print(
+                f"{result.database:>10} {result.mode.name:<16} {result.rate:>12,.0f} rows/s  "
+                f"{result.cpu_per_row * 1e6:5.1f} µs/row  +{result.peak_growth / 2**20:.1f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
             results.append(result)
             if result.rows != count:
                 failures.append(f"{result.database} {result.mode.name}: {result.rows} rows, expected {count}")

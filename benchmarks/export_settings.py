@@ -6,7 +6,7 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")  # the demo refuses to start without one
-from project.settings import *  # noqa: F403
+from project.settings import *
 from project.settings import DATABASES
 
 DEBUG = False

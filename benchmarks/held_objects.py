@@ -22,9 +22,9 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import client, run_async, scenarios  # noqa: E402
-from benchmarks.procs import SERVERS, Server, raise_nofile  # noqa: E402
-from benchmarks.run import available, cores  # noqa: E402
+from benchmarks import client, run_async, scenarios
+from benchmarks.procs import SERVERS, Server, raise_nofile
+from benchmarks.run import available, cores
 
 
 async def held_per_stream(server: Server, streams: int) -> dict[str, float]:

@@ -26,10 +26,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import client, run_async, scenarios  # noqa: E402
-from benchmarks.procs import SERVERS, Server, raise_nofile  # noqa: E402
-from benchmarks.run import cores  # noqa: E402
-
+from benchmarks import client, run_async, scenarios
+from benchmarks.procs import SERVERS, Server, raise_nofile
+from benchmarks.run import cores
 
 #: Frames on every stack (the interpreter, click, uvicorn's main and the event loop's runner): not news.
 _ROOT_FILES = ("<frozen runpy>", "click/core.py", "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",

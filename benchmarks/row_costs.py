@@ -27,8 +27,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make "dualstream" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import django  # noqa: E402
-from django.conf import settings  # noqa: E402
+import django
+from django.conf import settings
 
 settings.configure()
 django.setup()
@@ -37,8 +37,9 @@ from django.core.serializers.json import DjangoJSONEncoder  # noqa: E402
 
 from benchmarks import run_async  # noqa: E402
 from dualstream.encoding import compact_dumps  # noqa: E402
-from dualstream.renderers import JSONArrayRenderer, KeyedSSERenderer, NDJSONRenderer, Renderer  # noqa: E402
-from dualstream.streaming import Pump  # noqa: E402
+from dualstream.events import Event  # noqa: E402
+from dualstream.pump import Pump  # noqa: E402
+from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer  # noqa: E402
 
 CHUNK = 2_000
 TAKEN_AT = datetime.datetime(2026, 1, 1, 12, 30, 15, 250_000, tzinfo=datetime.UTC)
@@ -50,20 +51,20 @@ async def _produce(chunks: int, keyed: bool) -> AsyncIterator[Any]:
         await asyncio.sleep(0)  # a hop per chunk, as for each fetch from the database thread
         if keyed:
             for row in ROWS:
-                yield row["id"], row
+                yield Event(row, id=row["id"])  # as QuerySetView yields an SSE row
         else:
             for row in ROWS:
                 yield row
 
 
-async def _reraise(exc: Exception) -> str | None:
+async def _reraise(exc: Exception) -> dict[str, Any]:
     raise exc
 
 
 async def _pump(chunks: int, renderer: type[Renderer]) -> int:
-    items = _produce(chunks, keyed=renderer is KeyedSSERenderer)
+    items = _produce(chunks, keyed=renderer is SSERenderer)
     dumps = compact_dumps(DjangoJSONEncoder)
-    pump = Pump(items, renderer(dumps), heartbeat=15.0, buffer_size=64 * 1024, on_error=_reraise)
+    pump = Pump(items, renderer(dumps), keepalive=15.0, buffer_size=64 * 1024, describe_error=_reraise)
     await pump.prime(None)
     return sum([len(chunk) async for chunk in pump.chunks()])
 
@@ -76,7 +77,7 @@ def ways(chunks: int) -> dict[str, Callable[[], object]]:
         "one dumps per row": lambda: [("\n".join(map(dumps, ROWS)) + "\n").encode() for _ in range(chunks)],
         "pump, NDJSON": lambda: run_async(_pump(chunks, NDJSONRenderer)),
         "pump, streamed JSON": lambda: run_async(_pump(chunks, JSONArrayRenderer)),
-        "pump, SSE with ids": lambda: run_async(_pump(chunks, KeyedSSERenderer)),
+        "pump, SSE with ids": lambda: run_async(_pump(chunks, SSERenderer)),
     }
 
 

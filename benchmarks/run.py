@@ -21,9 +21,9 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import run_async, scenarios  # noqa: E402
-from benchmarks.procs import ROOT, SERVERS, ServerSpec, raise_nofile  # noqa: E402
-from benchmarks.report import machine_info  # noqa: E402
+from benchmarks import run_async, scenarios
+from benchmarks.procs import ROOT, SERVERS, ServerSpec, raise_nofile
+from benchmarks.report import machine_info
 
 SCENARIOS = "ABCDE"
 
@@ -111,7 +111,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="fewer runs, smaller sizes (about a minute or two)")
     p.add_argument("--only", help=f"scenarios to run, e.g. A,D (default: all of {SCENARIOS})")
     p.add_argument("--runs", type=int, help="runs per figure (default 5, quick 2)")
-    p.add_argument("--c-runs", type=int, default=1, help="runs of C, which opens up to 10,000 streams per server (default 1)")
+    p.add_argument(
+        "--c-runs", type=int, default=1, help="runs of C, which opens up to 10,000 streams per server (default 1)"
+    )
     p.add_argument("--no-middleware", action="store_true", help="run both Django servers without any middleware")
     p.add_argument("--gc-threshold", help="gc.set_threshold() arguments for every server, e.g. 700,10,100")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))

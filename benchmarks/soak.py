@@ -41,10 +41,10 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import client, run_async  # noqa: E402
-from benchmarks.export_rows import Database, postgres_database, seed  # noqa: E402
-from benchmarks.procs import HOST, Server, ServerSpec, raise_nofile  # noqa: E402
-from benchmarks.run import cores  # noqa: E402
+from benchmarks import client, run_async
+from benchmarks.export_rows import Database, postgres_database, seed
+from benchmarks.procs import HOST, Server, ServerSpec, raise_nofile
+from benchmarks.run import cores
 
 SETTINGS = "benchmarks.servers.soak_settings"
 SPEC = ServerSpec("dualstream-demo", "project.asgi:application")

@@ -4,11 +4,11 @@ The OpenAI-compatible endpoints live in ``dualstream.llm``, broadcast in ``duals
 """
 
 from .events import Event, Reconnect
+from .lifecycle import end_streams
 from .negotiation import Mode, NegotiationError
 from .querysets import QuerySetView, aiterate
 from .renderers import Renderer
 from .resume import int_id
-from .lifecycle import end_streams
 from .signals import stream_finished
 from .views import DualModeView
 

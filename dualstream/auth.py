@@ -51,9 +51,9 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
         handler403 = "dualstream.auth.permission_denied"
     """
-    match = getattr(request, "resolver_match", None)
+    match = request.resolver_match
     view_class = getattr(match.func, "view_class", None) if match is not None else None
-    if not (isinstance(view_class, type) and issubclass(view_class, DualModeView)):
+    if match is None or not (isinstance(view_class, type) and issubclass(view_class, DualModeView)):
         return defaults.permission_denied(request, exception)
     view = view_class(**getattr(match.func, "view_initkwargs", {}))
     view.setup(request, *match.args, **match.kwargs)

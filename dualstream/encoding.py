@@ -1,9 +1,10 @@
 """Compact JSON for one item at a time: the per-item cost of every streamed mode.
 
-``JSONEncoder.encode()`` builds a new C encoder on each call; for a stream of
-small items (rows of a queryset) that setup costs a third of the encoding.
-``compact_dumps()`` builds it once per response and reuses it. The output is
-``encode()``'s, byte for byte.
+``JSONEncoder.encode()`` builds a new C encoder on each call, work that does
+not depend on the value: for a stream of small items (rows of a queryset) it
+is paid per row (``docs/performance.md`` has the figures). ``compact_dumps()``
+builds it once per response and reuses it. The output is ``encode()``'s, byte
+for byte.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from .events import Dumps
 def compact_dumps(encoder_class: type[json.JSONEncoder]) -> Dumps:
     """Value -> compact JSON text (``ensure_ascii=False``, no spaces), with ``encoder_class``'s ``default()``."""
     encoder = encoder_class(ensure_ascii=False, separators=(",", ":"))
-    make_encoder = _json_encoder.c_make_encoder
+    make_encoder = getattr(_json_encoder, "c_make_encoder", None)  # None where the C accelerator is missing
     cls = type(encoder)
     # Only the stock encode()/iterencode() are known to be what the C encoder does.
-    if make_encoder is None or cls.encode is not json.JSONEncoder.encode or cls.iterencode is not json.JSONEncoder.iterencode:
+    if (
+        make_encoder is None
+        or cls.encode is not json.JSONEncoder.encode
+        or cls.iterencode is not json.JSONEncoder.iterencode
+    ):
         return encoder.encode
     encode_string = _json_encoder.encode_basestring
     markers: dict[int, Any] | None = {} if encoder.check_circular else None

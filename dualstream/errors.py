@@ -31,7 +31,9 @@ def status_for(exc: Exception) -> int:
     return 500
 
 
-def error_body(status: int, message: str | None = None, *, exc: BaseException | None = None, debug: bool = False) -> dict[str, Any]:
+def error_body(
+    status: int, message: str | None = None, *, exc: BaseException | None = None, debug: bool = False
+) -> dict[str, Any]:
     """``{"error": {"status", "message"}}``; with ``debug``, the exception's type and traceback too."""
     error: dict[str, Any] = {"status": status, "message": message or HTTPStatus(status).phrase}
     if debug and exc is not None:

@@ -26,7 +26,9 @@ class Event:
 
     __slots__ = ("data", "event", "id", "retry")
 
-    def __init__(self, data: Any, event: str | None = None, id: str | int | None = None, retry: int | None = None) -> None:
+    def __init__(
+        self, data: Any, event: str | None = None, id: str | int | None = None, retry: int | None = None
+    ) -> None:
         # Checked inline, not in helper calls: a queryset streamed as SSE builds one event per row.
         if event is not None:
             check_field("event", event)
@@ -46,8 +48,6 @@ class Event:
         if type(other) is not Event:
             return NotImplemented
         return (self.data, self.event, self.id, self.retry) == (other.data, other.event, other.id, other.retry)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable data: unhashable, as a dataclass with eq is
 
     def encode(self, dumps: Dumps) -> str:
         """The event as ``text/event-stream`` text, ending with the blank line that dispatches it."""

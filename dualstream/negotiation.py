@@ -74,7 +74,8 @@ def _from_query(query: Mapping[str, Sequence[str]]) -> Mode | None:
 def _values(query: Mapping[str, Sequence[str]], name: str) -> Sequence[str]:
     getlist = getattr(query, "getlist", None)  # a QueryDict's [] gives only the last value
     if getlist is not None:
-        return getlist(name)
+        values: list[str] = getlist(name)
+        return values
     value = query.get(name, ())
     return [value] if isinstance(value, str) else value
 
@@ -102,8 +103,7 @@ def _from_accept(accept: str, default: Mode) -> Mode:
         if mode not in refused:
             return mode
     raise NegotiationError(
-        "The Accept header refuses every available format: "
-        + ", ".join(MEDIA_TYPES.values()),
+        "The Accept header refuses every available format: " + ", ".join(MEDIA_TYPES.values()),
         status=406,
     )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +72,7 @@ class Pump:
         self._items = items
         self._renderer = renderer
         self._keepalive = keepalive if renderer.keepalive is not None else None
+        self._keepalive_bytes = (renderer.keepalive or "").encode()
         self._limit = buffer_size
         self._describe_error = describe_error
         self._send_timeout = send_timeout
@@ -136,7 +137,7 @@ class Pump:
         if self._error is not None and not self._count:
             raise self._error  # the producer has ended and reported it
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The response body. Closing it, at any point, cancels ``produce()`` and waits for its ``finally``."""
         self._ensure_started()
         loop = self.loop
@@ -155,7 +156,7 @@ class Pump:
                 elif self._finished:
                     break
                 elif self._keepalive_due:
-                    data = self._renderer.keepalive.encode()  # type: ignore[union-attr]
+                    data = self._keepalive_bytes
                 else:
                     await self._output_waiter()
                     continue
@@ -223,7 +224,8 @@ class Pump:
         render = self._renderer.item
         append = self._buffer.append  # the consumer clears the list in place, never replaces it
         limit = self._limit
-        on_started = self._on_started
+        loop = asyncio.get_running_loop()
+        on_started = self._on_started  # called once, after the first item the response carries
         try:
             async with aclosing(self._items) as items:
                 start = self._renderer.start()
@@ -242,10 +244,10 @@ class Pump:
                     if self._consumer_waiter is not None:
                         self._wake_consumer()
                     if self._size >= limit:
-                        self._producer_waiter = self.loop.create_future()  # type: ignore[union-attr]
+                        self._producer_waiter = loop.create_future()
                         await self._producer_waiter
                     if on_started is not None and self._started:
-                        on_started, callback = None, on_started
+                        callback, on_started = on_started, None
                         await callback()
         except Reconnect as exc:
             self.reason = RECONNECT
@@ -267,7 +269,8 @@ class Pump:
         across its wait is new for every event, and on thousands of slow streams
         each such object ends up in the collector's oldest generation.
         """
-        waiter = self._consumer_waiter = self.loop.create_future()  # type: ignore[union-attr]
+        assert self.loop is not None
+        waiter = self._consumer_waiter = self.loop.create_future()
         return waiter
 
     def _arm_timer(self) -> None:
@@ -298,7 +301,8 @@ class Pump:
         self._timer = None
         if self.reason is not None:
             return
-        now = self.loop.time() + 0.01  # type: ignore[union-attr]  # a timer may fire a hair early
+        assert self.loop is not None
+        now = self.loop.time() + 0.01  # a timer may fire a hair early
         if self._max_duration is not None and now >= self._began + self._max_duration:
             self.interrupt(MAX_DURATION)
             return
@@ -331,4 +335,3 @@ class Pump:
 def _wake(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
-

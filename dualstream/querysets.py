@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from contextlib import aclosing
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import BadRequest, ImproperlyConfigured, ValidationError
@@ -43,7 +43,7 @@ __all__ = ["QuerySetView", "aiterate"]
 logger = logging.getLogger("dualstream")
 
 
-async def aiterate(queryset: QuerySet[Any, T], chunk_size: int = 2000) -> AsyncIterator[T]:
+async def aiterate(queryset: QuerySet[Any, T], chunk_size: int = 2000) -> AsyncGenerator[T, None]:
     """``queryset.aiterator(chunk_size)``, whose cursor is closed as soon as the iteration is.
 
     Iterate it inside ``contextlib.aclosing``: a generator that ``produce()``
@@ -59,12 +59,12 @@ async def aiterate(queryset: QuerySet[Any, T], chunk_size: int = 2000) -> AsyncI
                 yield row
 
 
-async def _chunks(queryset: QuerySet[Any, T], chunk_size: int) -> AsyncIterator[list[T]]:
+async def _chunks(queryset: QuerySet[Any, T], chunk_size: int) -> AsyncGenerator[list[T], None]:
     """Lists of up to ``chunk_size`` rows: one hop to the database thread per list, not per row."""
     if chunk_size <= 0:
         raise ValueError("chunk_size must be strictly positive.")
     # A generator: nothing runs until the first fetch, which happens in the database thread.
-    rows = queryset.iterator(chunk_size=chunk_size)
+    rows = cast(Generator[T, None, None], queryset.iterator(chunk_size=chunk_size))
     fetch = sync_to_async(_take)  # thread-sensitive: the thread that owns this request's connections
     try:
         while chunk := await fetch(rows, chunk_size):
@@ -160,7 +160,7 @@ class QuerySetView(DualModeView):
             fields = [*fields, name]  # the key is always selected: it is the event id
         return queryset.values(*(fields or ()))
 
-    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         """Each row, serialized; in SSE as an ``Event`` whose id is the row's key (other modes have no ids)."""
         queryset = self.stream_queryset()
         name = self._key_field(queryset).attname
@@ -179,4 +179,4 @@ class QuerySetView(DualModeView):
     def _key_field(self, queryset: QuerySet[Any, Any]) -> Field[Any, Any]:
         meta = queryset.model._meta
         name = self.key.removeprefix("-")
-        return meta.pk if name == "pk" else meta.get_field(name)  # type: ignore[return-value]
+        return cast("Field[Any, Any]", meta.pk if name == "pk" else meta.get_field(name))

@@ -70,20 +70,34 @@ class StreamResponse(StreamingHttpResponse):
     def __init__(self, pump: Pump, *, wsgi: WSGIBridge | None = None, **kwargs: Any) -> None:
         self._chunks = pump.chunks()
         super().__init__(self._chunks, **kwargs)
+        # What __aiter__ hands over, until a middleware replaces the body.
+        self._body: AsyncIterator[bytes] | None = self._chunks
+        self._pump = pump
         self._wsgi = wsgi
-        if wsgi is not None:
-            self._resource_closers.append(wsgi.close)
-        else:
-            # Closures over the pump, not bound methods: the response must not be in a reference
-            # cycle, so that a dropped one is freed at once, not by a later collection.
-            self._resource_closers.append(lambda: _close_unsent(pump))
+        if wsgi is None:
+            # Not a bound method: the response must not be in a reference cycle, so that a dropped
+            # one is freed at once, not by a later collection.
             weakref.finalize(self, _dropped, pump)
+
+    def _set_streaming_content(self, value: Any) -> None:
+        super()._set_streaming_content(value)  # type: ignore[misc]  # Django's, not in django-stubs
+        self._body = None
+
+    def close(self) -> None:
+        # Before Django's own closing, which sends request_finished and so closes database connections.
+        try:
+            if self._wsgi is not None:
+                self._wsgi.close()
+            else:
+                _close_unsent(self._pump)
+        finally:
+            super().close()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         # The pump's chunks themselves, which close the pump when they are closed, as Django's handler
         # closes what it iterates; no wrapper in between, per chunk or across a stream's idle wait.
-        if self._iterator is self._chunks:
-            return self._chunks
+        if self._body is not None:
+            return self._body
         return self._replaced_content()
 
     async def _replaced_content(self) -> AsyncIterator[bytes]:
@@ -92,7 +106,7 @@ class StreamResponse(StreamingHttpResponse):
             async for chunk in super().__aiter__():
                 yield chunk
         finally:
-            await self._chunks.aclose()  # type: ignore[attr-defined]
+            await self._chunks.aclose()
 
     def __iter__(self) -> Iterator[bytes]:
         if self._wsgi is None:

@@ -7,7 +7,7 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from functools import cached_property, update_wrapper
 from typing import Any
@@ -100,7 +100,7 @@ class DualModeView(View):
         view = super().as_view(**initkwargs)
         if inspect.iscoroutinefunction(cls.dispatch):
             return view
-        return _with_sync_dispatch(cls, view)
+        return _with_sync_dispatch(cls, view, initkwargs)
 
     def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         super().setup(request, *args, **kwargs)
@@ -110,8 +110,10 @@ class DualModeView(View):
         except NegotiationError as exc:  # answered by respond(), as the view's own error
             self.mode, self._refusal = Mode(self.default_mode), exc
 
-    async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        response = await super().dispatch(request, *args, **kwargs)
+    # django-stubs types View's methods as sync only: an async view overrides them with coroutines.
+    async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
+        handler: Awaitable[HttpResponseBase] = super().dispatch(request, *args, **kwargs)  # type: ignore[assignment]
+        response = await handler
         patch_vary_headers(response, ("Accept",))
         return response
 
@@ -124,9 +126,11 @@ class DualModeView(View):
         # The headers GET would send, from priming produce() only: an endless producer must not hold HEAD.
         return await self.respond(args, kwargs, head=True)
 
-    async def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    async def http_method_not_allowed(  # type: ignore[override]
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
         response = self.error_response(405, error_body(405, f"Method {request.method} not allowed."))
-        response["Allow"] = ", ".join(self._allowed_methods())
+        response["Allow"] = ", ".join(m.upper() for m in self.http_method_names if hasattr(self, m))
         return response
 
     # Hooks ----------------------------------------------------------------------------------
@@ -203,7 +207,9 @@ class DualModeView(View):
                 if in_request_task():
                     # This task sends the response: if it ends without having sent it (cancelled in a
                     # middleware, say), nobody will; the pump is closed before the request finishes.
-                    asyncio.current_task().add_done_callback(_unsent(pump))  # type: ignore[union-attr]
+                    task = asyncio.current_task()
+                    assert task is not None
+                    task.add_done_callback(_unsent(pump))
                 await pump.prime(self.heartbeat)
         except Exception as exc:
             if wsgi is not None:
@@ -228,7 +234,7 @@ class DualModeView(View):
     async def batch_response(self, items: AsyncGenerator[Any, None]) -> HttpResponse:
         limit = self.max_batch_items
         try:
-            data = []
+            data: list[Any] = []
             async with aclosing(items):
                 async for item in items:
                     if limit is not None and len(data) >= limit:
@@ -301,7 +307,9 @@ def _unsent(pump: Pump) -> Callable[[asyncio.Task[Any]], None]:
     return close_if_unsent
 
 
-def _with_sync_dispatch(cls: type[DualModeView], view: Callable[..., Any]) -> Callable[..., Any]:
+def _with_sync_dispatch(
+    cls: type[DualModeView], view: Callable[..., Any], initkwargs: dict[str, Any]
+) -> Callable[..., Any]:
     """``view`` for a class whose ``dispatch()`` a synchronous mixin overrides (``LoginRequiredMixin``...).
 
     Django calls such a ``dispatch()`` on the event loop, where its session and
@@ -312,18 +320,18 @@ def _with_sync_dispatch(cls: type[DualModeView], view: Callable[..., Any]) -> Ca
     """
 
     async def view_with_sync_dispatch(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        self = cls(**view.view_initkwargs)  # type: ignore[attr-defined]
+        self = cls(**initkwargs)
         self.setup(request, *args, **kwargs)
         try:
-            response = await sync_to_async(self.dispatch)(request, *args, **kwargs)
+            result: object = await sync_to_async(self.dispatch)(request, *args, **kwargs)
         except Exception as exc:
-            response = await self.exception_response(exc)
-            patch_vary_headers(response, ("Accept",))
-            return response
-        if inspect.isawaitable(response):
-            response = await response
-        assert isinstance(response, HttpResponseBase)
-        return response
+            refusal = await self.exception_response(exc)
+            patch_vary_headers(refusal, ("Accept",))
+            return refusal
+        if inspect.isawaitable(result):  # the mixin let the request through to DualModeView.dispatch()
+            result = await result
+        assert isinstance(result, HttpResponseBase)
+        return result
 
     update_wrapper(view_with_sync_dispatch, view, updated=())
     view_with_sync_dispatch.__dict__.update(view.__dict__)

@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.servers.django_settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
-from . import gcstats  # noqa: E402, F401  (GC pauses on SIGUSR1)
+from . import gcstats  # noqa: F401  (GC pauses on SIGUSR1)
 
 application = get_asgi_application()

@@ -7,7 +7,11 @@ from django.urls import path
 from . import payloads
 from .django_views import dualstream_view, naive
 
-ENDPOINTS = {"fast": (payloads.small, None), "burst": (payloads.burst, None), "tick": (payloads.tick, payloads.TICK_SECONDS)}
+ENDPOINTS = {
+    "fast": (payloads.small, None),
+    "burst": (payloads.burst, None),
+    "tick": (payloads.tick, payloads.TICK_SECONDS),
+}
 
 urlpatterns = [path(f"naive/{name}", naive(*spec)) for name, spec in ENDPOINTS.items()]
 try:

@@ -54,7 +54,7 @@ class OpenAIView(DualModeView):
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
         return csrf_exempt(super().as_view(**initkwargs))
 
-    async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         try:
             self.check_csrf(request)
             if request.method != "OPTIONS":  # a CORS preflight carries no credentials

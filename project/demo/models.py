@@ -8,7 +8,7 @@ import math
 from django.db import models
 
 #: The time of reading number 0; reading ``i`` is taken ``i`` seconds later.
-EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 SENSORS = 64
 
 

@@ -100,8 +100,9 @@ class FeedView(DualModeView):
                 await asyncio.sleep(interval)
             if cut and sent == cut:
                 raise Reconnect(retry)  # no done: the browser reconnects and resumes, as after a cut
-            yield Event({"n": n, "of": count, "after": after, "via": via}, id=str(n), retry=retry if sent == 0 else None)
-
+            yield Event(
+                {"n": n, "of": count, "after": after, "via": via}, id=str(n), retry=retry if sent == 0 else None
+            )
 
 
 FAILURES = {
