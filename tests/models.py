@@ -7,7 +7,7 @@ import datetime
 from django.db import models
 
 #: The time of sample number 0; sample ``i`` is taken ``i`` seconds later.
-EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 class Sample(models.Model):

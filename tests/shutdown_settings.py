@@ -1,6 +1,6 @@
 """The test suite's settings with only the shutdown test's streams (tests/test_shutdown.py)."""
 
-from tests.settings import *  # noqa: F403
+from tests.settings import *
 
 ROOT_URLCONF = "tests.shutdown_views"
 LOGGING = {

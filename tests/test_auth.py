@@ -39,7 +39,9 @@ def fetch(request: pytest.FixtureRequest, users: dict[str, User]) -> Iterator[Fe
     cookies = {name: session_cookie(user) for name, user in users.items()}
     if request.param == "wsgi":
 
-        def via_wsgi(path: str, mode: str, user: str | None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        def via_wsgi(
+            path: str, mode: str, user: str | None, headers: dict[str, str] | None = None
+        ) -> tuple[int, dict[str, str], str]:
             client = Client()
             if user:
                 client.cookies["sessionid"] = cookies[user]
@@ -53,7 +55,9 @@ def fetch(request: pytest.FixtureRequest, users: dict[str, User]) -> Iterator[Fe
         live_url = request.getfixturevalue("live_url")
         with httpx.Client(base_url=live_url, timeout=10) as http:
 
-            def via_asgi(path: str, mode: str, user: str | None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+            def via_asgi(
+                path: str, mode: str, user: str | None, headers: dict[str, str] | None = None
+            ) -> tuple[int, dict[str, str], str]:
                 http.cookies.clear()
                 if user:
                     http.cookies.set("sessionid", cookies[user])

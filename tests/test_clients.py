@@ -27,14 +27,18 @@ def test_the_stream_carries_keepalives_between_events(live_url: str) -> None:
 def test_httpx_sse_sees_each_event_and_no_empty_one(live_url: str) -> None:
     with httpx.Client(base_url=live_url, timeout=10) as client, connect_sse(client, "GET", PACED) as source:
         events = list(source.iter_sse())
-    assert [(e.event, e.id) for e in events] == [("message", str(i)) for i in range(6)] + [("done", "dualstream-completed")]
+    assert [(e.event, e.id) for e in events] == [("message", str(i)) for i in range(6)] + [
+        ("done", "dualstream-completed")
+    ]
     assert [json.loads(e.data) for e in events[:-1]] == [{"i": i} for i in range(6)]
 
 
 def test_sseclient_py_sees_each_event_and_no_empty_one(live_url: str) -> None:
     with httpx.Client(base_url=live_url, timeout=10) as client, client.stream("GET", PACED) as response:
         events = list(sseclient.SSEClient(response.iter_bytes()).events())
-    assert [(e.event, e.id) for e in events] == [("message", str(i)) for i in range(6)] + [("done", "dualstream-completed")]
+    assert [(e.event, e.id) for e in events] == [("message", str(i)) for i in range(6)] + [
+        ("done", "dualstream-completed")
+    ]
     assert [json.loads(e.data) for e in events[:-1]] == [{"i": i} for i in range(6)]
 
 
@@ -50,6 +54,9 @@ def test_sseclient_py_sees_each_event_and_no_empty_one(live_url: str) -> None:
 def test_curl_reads_every_mode(live_url: str, query: str, parse: object) -> None:
     out = subprocess.run(
         ["curl", "-sSN", "--max-time", "10", f"{live_url}/paced/?n=3&interval=0.05&{query}"],
-        check=True, capture_output=True, text=True, timeout=20,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=20,
     ).stdout
     assert parse(out) == [{"i": i} for i in range(3)]  # type: ignore[operator]

@@ -33,7 +33,7 @@ def test_the_output_is_encode_s_byte_for_byte(value: Any) -> None:
 
 def test_values_only_the_encoder_s_default_can_write_go_through_it() -> None:
     value = {
-        "when": datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.timezone.utc),
+        "when": datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC),
         "amount": decimal.Decimal("1.50"),
         "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
         "text": "é\u2028",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-import uuid
 
 import pytest
 from django.core.serializers.json import DjangoJSONEncoder
@@ -114,7 +113,10 @@ def test_any_string_round_trips_through_a_conformant_parser(data: str, event: st
         assert parsed.id == id
 
 
-@given(items=st.lists(st.text() | st.dictionaries(st.text(), st.integers()), min_size=1, max_size=5), chunk=st.integers(1, 7))
+@given(
+    items=st.lists(st.text() | st.dictionaries(st.text(), st.integers()), min_size=1, max_size=5),
+    chunk=st.integers(1, 7),
+)
 def test_a_stream_of_events_parses_back_in_any_chunking(items: list, chunk: int) -> None:
     text = "".join(Event(item).encode(dumps) for item in items)
     parsed = [e.data for e in parse(text, chunk)]

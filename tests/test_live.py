@@ -10,9 +10,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
-
 from django.core.signals import request_finished
+from httpx_sse import connect_sse
 
 from .conftest import raw_request, read_until
 from .probes import Probe, new_probe
@@ -83,7 +82,9 @@ def test_each_event_arrives_before_the_next_is_produced(http: httpx.Client) -> N
 def test_ndjson_lines_arrive_as_produced(http: httpx.Client) -> None:
     token, probe = new_probe()
     arrivals, values = [], []
-    with http.stream("GET", f"/count/?n=4&interval=0.15&probe={token}", headers={"Accept": "application/x-ndjson"}) as response:
+    with http.stream(
+        "GET", f"/count/?n=4&interval=0.15&probe={token}", headers={"Accept": "application/x-ndjson"}
+    ) as response:
         assert response.headers["content-type"] == "application/x-ndjson; charset=utf-8"
         for line in response.iter_lines():
             arrivals.append(time.monotonic())

@@ -280,7 +280,7 @@ def test_a_client_that_closes_the_stream_early_cancels_the_generator(scripted: O
     stream = scripted.chat.completions.create(
         model="any", messages=MESSAGES, stream=True, extra_body={"probe": token, "tokens": None, "delay": 0.01}
     )
-    for _, chunk in zip(range(3), stream):
+    for _ in zip(range(3), stream):
         pass
     stream.close()
     assert probe.finished.wait(5), "generate()'s finally did not run"

@@ -41,9 +41,10 @@ def sync_middleware_url() -> Iterator[str]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("hold", ["tick", "tick-hold"])  # the request's thread given back between items, or kept
 def test_a_stream_queries_the_database_after_a_sync_middleware_returned(sync_middleware_url: str, hold: str) -> None:
-    with httpx.Client(base_url=sync_middleware_url, timeout=10) as client, connect_sse(
-        client, "GET", f"/{hold}/?stream=1&interval=0.05&n=6&query_at=4"
-    ) as source:
+    with (
+        httpx.Client(base_url=sync_middleware_url, timeout=10) as client,
+        connect_sse(client, "GET", f"/{hold}/?stream=1&interval=0.05&n=6&query_at=4") as source,
+    ):
         events = list(source.iter_sse())
     assert [e.event for e in events] == ["message"] * 6 + ["done"]
     items = [json.loads(e.data) for e in events[:-1]]

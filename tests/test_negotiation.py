@@ -71,8 +71,17 @@ def test_negotiation_table(query: str, accept: str, default: Mode, expected: Mod
 
 @pytest.mark.parametrize(
     "query",
-    ["stream=maybe", "stream=", "stream=2", "format=xml", "format=", "stream=1&format=json",
-     "stream=0&format=sse", "stream=1&stream=0", "stream=true&format=ndjson"],
+    [
+        "stream=maybe",
+        "stream=",
+        "stream=2",
+        "format=xml",
+        "format=",
+        "stream=1&format=json",
+        "stream=0&format=sse",
+        "stream=1&stream=0",
+        "stream=true&format=ndjson",
+    ],
 )
 def test_bad_or_conflicting_parameters_are_a_400(query: str) -> None:
     with pytest.raises(NegotiationError) as info:

@@ -79,7 +79,9 @@ class Script:
             return {"error": {"message": str(exc)}}
 
         async def on_end(end: StreamEnd) -> None:
-            assert self.finally_at is not None or not self.started, "the end was reported before produce()'s finally ran"
+            assert self.finally_at is not None or not self.started, (
+                "the end was reported before produce()'s finally ran"
+            )
             self.ends.append(end)
 
         return Pump(
@@ -105,7 +107,9 @@ class Script:
             self.finally_at = asyncio.get_running_loop().time()
 
 
-async def read(pump: Pump, timeout: float | None = 15.0, *, stall_after: int | None = None) -> list[tuple[float, bytes]]:
+async def read(
+    pump: Pump, timeout: float | None = 15.0, *, stall_after: int | None = None
+) -> list[tuple[float, bytes]]:
     """The body as a server sends it: ``(time, chunk)`` per write, closed as Django's handler closes it.
 
     ``stall_after``: after that many writes the client reads nothing more (its send never completes).
@@ -163,7 +167,10 @@ def test_a_slow_first_item_commits_the_headers_after_one_keepalive_interval() ->
 
     primed, writes = run(main)
     assert primed == pytest.approx(15.0)
-    assert [chunk for _, chunk in writes][:2] == [b"data: late\n\n", b"event: done\nid: dualstream-completed\ndata: \n\n"]
+    assert [chunk for _, chunk in writes][:2] == [
+        b"data: late\n\n",
+        b"event: done\nid: dualstream-completed\ndata: \n\n",
+    ]
 
 
 def test_a_client_that_reads_nothing_pauses_the_producer() -> None:
@@ -267,7 +274,10 @@ def test_a_client_that_leaves_mid_stream_closes_the_producer_at_once() -> None:
     ("renderer", "tail"),
     [
         (SSERenderer(dumps), "retry: 1000\n"),
-        (NDJSONRenderer(dumps), '{"error":{"status":503,"message":"The server ended the stream: retry.","retry":1000}}\n'),
+        (
+            NDJSONRenderer(dumps),
+            '{"error":{"status":503,"message":"The server ended the stream: retry.","retry":1000}}\n',
+        ),
         (JSONArrayRenderer(dumps), ""),
     ],
 )

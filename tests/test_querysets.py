@@ -35,7 +35,10 @@ from .queryset_views import FIELDS, gates, reports
 POSTGRES = "postgres" in settings.DATABASES
 NO_POSTGRES = "TEST_POSTGRES_URL is not set: PostgreSQL tests skipped (CI sets it)"
 _BOTH = ["default", "postgres"] if POSTGRES else ["default"]
-postgres_only = [pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES), pytest.mark.django_db(transaction=True, databases=_BOTH)]
+postgres_only = [
+    pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES),
+    pytest.mark.django_db(transaction=True, databases=_BOTH),
+]
 on_each_database = pytest.mark.parametrize(
     "alias",
     [
@@ -119,7 +122,9 @@ def test_a_reconnect_with_last_event_id_continues_after_that_row(http: httpx.Cli
     with connect_sse(http, "GET", f"/qs/{alias}/rows/?stream=1&chunk=5") as source:
         first = list(islice(source.iter_sse(), 17))
     # The client left mid-stream; like EventSource, it reconnects with the last id it saw.
-    with connect_sse(http, "GET", f"/qs/{alias}/rows/?stream=1&chunk=5", headers={"Last-Event-ID": first[-1].id}) as source:
+    with connect_sse(
+        http, "GET", f"/qs/{alias}/rows/?stream=1&chunk=5", headers={"Last-Event-ID": first[-1].id}
+    ) as source:
         rest = [event for event in source.iter_sse() if event.event == "message"]
     assert [json.loads(e.data) for e in first + rest] == expected  # no gap, no duplicate
 
@@ -199,9 +204,18 @@ def _serve(path: str, query: str, on_body: Callable[[bytes], None] = lambda body
 
     async def scenario() -> None:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-            "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-            "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
         }
         requested = False
 

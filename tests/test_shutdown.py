@@ -38,7 +38,13 @@ class ServerProcess:
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()
         self.wait_for(lambda: any(ready in line for line in self.lines), 30, f"the server never logged {ready!r}")
@@ -86,7 +92,7 @@ def open_stream(port: int) -> socket.socket:
 def read_to_eof(sockets: list[socket.socket], timeout: float) -> list[bytes]:
     """What each socket receives until its server closes it, all read at once; fails past ``timeout``."""
     selector = selectors.DefaultSelector()
-    tails = {sock: b"" for sock in sockets}
+    tails = dict.fromkeys(sockets, b"")
     for sock in sockets:
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ)
@@ -118,8 +124,19 @@ def environment() -> dict[str, str]:
 def start_uvicorn(graceful: int) -> tuple[ServerProcess, int]:
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", "django.core.asgi:get_asgi_application",
-        "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", str(graceful),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "django.core.asgi:get_asgi_application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--timeout-graceful-shutdown",
+        str(graceful),
     ]
     return ServerProcess(command, "Uvicorn running on", environment()), port
 
@@ -136,8 +153,18 @@ def gunicorn_server() -> Iterator[tuple[ServerProcess, int]]:
     pytest.importorskip("uvicorn_worker", reason="gunicorn's uvicorn worker is not installed")
     port = free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "tests.shutdown_asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-        "--workers", "2", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "tests.shutdown_asgi:application",
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "10",
     ]
     server = ServerProcess(command, "Booting worker", environment())
     # Both workers up: each logs its boot, then uvicorn's startup line.
@@ -177,4 +204,3 @@ def test_sigterm_to_gunicorn_with_uvicorn_workers_cuts_every_stream(gunicorn_ser
     server.process.send_signal(signal.SIGTERM)
     tails = read_to_eof(sockets, timeout=2.0)
     assert_cut_and_closed(server, tails, stopped_at)
-

@@ -14,7 +14,9 @@ from httpx_sse import connect_sse
 
 def open_streams(live_url: str, path: str, count: int, stack: ExitStack) -> list:
     """``count`` streams, each read up to its third event (well after the response started)."""
-    client = stack.enter_context(httpx.Client(base_url=live_url, timeout=10, limits=httpx.Limits(max_connections=count)))
+    client = stack.enter_context(
+        httpx.Client(base_url=live_url, timeout=10, limits=httpx.Limits(max_connections=count))
+    )
     sources = []
     for _ in range(count):
         source = stack.enter_context(connect_sse(client, "GET", path))
@@ -55,9 +57,10 @@ def test_open_streams_do_not_hold_a_thread_each(live_url: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_database_works_after_the_thread_was_given_back(live_url: str) -> None:
-    with httpx.Client(base_url=live_url, timeout=10) as client, connect_sse(
-        client, "GET", "/tick/?stream=1&interval=0.05&n=6&query_at=4"
-    ) as source:
+    with (
+        httpx.Client(base_url=live_url, timeout=10) as client,
+        connect_sse(client, "GET", "/tick/?stream=1&interval=0.05&n=6&query_at=4") as source,
+    ):
         items = [json.loads(e.data) for e in source.iter_sse() if e.event == "message"]
     assert [item["i"] for item in items] == list(range(6))
     assert items[4]["content_types"] > 0

@@ -93,10 +93,17 @@ def test_refusing_every_format_is_a_json_406(client: Client) -> None:
 @pytest.mark.parametrize("mode", ["", "stream=1", "format=ndjson"])
 @pytest.mark.parametrize(
     ("fail", "status", "message"),
-    [("404", 404, "No such thing."), ("403", 403, "Not yours."), ("400", 400, "Bad thing."),
-     ("suspicious", 400, "Bad Request"), ("500", 500, "Internal Server Error")],
+    [
+        ("404", 404, "No such thing."),
+        ("403", 403, "Not yours."),
+        ("400", 400, "Bad thing."),
+        ("suspicious", 400, "Bad Request"),
+        ("500", 500, "Internal Server Error"),
+    ],
 )
-def test_errors_before_the_first_item_are_ordinary_http_errors(client: Client, mode: str, fail: str, status: int, message: str) -> None:
+def test_errors_before_the_first_item_are_ordinary_http_errors(
+    client: Client, mode: str, fail: str, status: int, message: str
+) -> None:
     response = client.get(f"/count/?fail={fail}&after=0&{mode}")
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
@@ -118,7 +125,9 @@ def test_internal_details_only_with_debug(client: Client) -> None:
     assert "Traceback" in error["traceback"]
 
 
-def test_an_error_before_the_first_item_is_logged_once_with_its_traceback(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_error_before_the_first_item_is_logged_once_with_its_traceback(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING):
         client.get("/count/?fail=500")
     records = [r for r in caplog.records if r.name == "django.request"]
@@ -127,12 +136,14 @@ def test_an_error_before_the_first_item_is_logged_once_with_its_traceback(client
     assert records[0].exc_info[1].args == ("internal detail 42",)
 
 
-def test_an_error_after_the_first_event_is_an_error_event_and_no_done(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_error_after_the_first_event_is_an_error_event_and_no_done(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING):
         response = client.get("/count/?n=5&fail=500&after=2&stream=1")
         assert response.status_code == 200
         text = body(response).decode()
-    assert text.count("data: {\"i\"") == 2
+    assert text.count('data: {"i"') == 2
     assert text.endswith('event: error\ndata: {"error":{"status":500,"message":"Internal Server Error"}}\n\n')
     assert "event: done" not in text
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -38,7 +38,10 @@ def wsgi_url() -> Iterator[str]:
 def test_events_arrive_as_produced_under_wsgi(wsgi_url: str) -> None:
     token, probe = new_probe()
     arrivals = []
-    with httpx.Client(base_url=wsgi_url, timeout=10) as http, connect_sse(http, "GET", f"/count/?n=4&interval=0.15&probe={token}&stream=1") as source:
+    with (
+        httpx.Client(base_url=wsgi_url, timeout=10) as http,
+        connect_sse(http, "GET", f"/count/?n=4&interval=0.15&probe={token}&stream=1") as source,
+    ):
         events = []
         for event in source.iter_sse():
             arrivals.append(time.monotonic())
@@ -57,7 +60,10 @@ def test_errors_before_the_first_item_are_http_errors_under_wsgi(wsgi_url: str) 
 
 def test_a_client_that_leaves_stops_the_producer_under_wsgi(wsgi_url: str) -> None:
     token, probe = new_probe()
-    with httpx.Client(base_url=wsgi_url, timeout=10) as http, connect_sse(http, "GET", f"/endless/?size=1000&probe={token}&stream=1") as source:
+    with (
+        httpx.Client(base_url=wsgi_url, timeout=10) as http,
+        connect_sse(http, "GET", f"/endless/?size=1000&probe={token}&stream=1") as source,
+    ):
         next(source.iter_sse())
     # WSGI learns of a disconnect only when a write fails: the endless producer writes at once.
     assert probe.finished.wait(10), "produce()'s finally did not run"
@@ -65,7 +71,10 @@ def test_a_client_that_leaves_stops_the_producer_under_wsgi(wsgi_url: str) -> No
 
 
 def test_heartbeats_flow_under_wsgi(wsgi_url: str) -> None:
-    with httpx.Client(base_url=wsgi_url, timeout=10) as http, http.stream("GET", "/slow-start/?delay=0.4&stream=1") as response:
+    with (
+        httpx.Client(base_url=wsgi_url, timeout=10) as http,
+        http.stream("GET", "/slow-start/?delay=0.4&stream=1") as response,
+    ):
         text = ""
         for chunk in response.iter_text():
             text += chunk

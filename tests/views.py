@@ -64,8 +64,11 @@ class MixedView(DualModeView):
         import uuid
 
         yield "plain text"
-        yield {"when": datetime.date(2026, 1, 2), "amount": decimal.Decimal("1.50"),
-               "id": uuid.UUID("12345678-1234-5678-1234-567812345678")}
+        yield {
+            "when": datetime.date(2026, 1, 2),
+            "amount": decimal.Decimal("1.50"),
+            "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        }
         yield Event("two\nlines", event="progress", id="7", retry=3000)
         yield Event({"k": [1, 2]})
         yield ["a", "b"]

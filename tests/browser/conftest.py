@@ -62,13 +62,17 @@ def _fake_origin_page(browser):
         route.abort()
 
     def fake_origin(route):
-        path = route.request.url[len(ORIGIN):].split("?", 1)[0]
+        path = route.request.url[len(ORIGIN) :].split("?", 1)[0]
         if path == "/":
-            route.fulfill(status=200, content_type="text/html; charset=utf-8",
-                          body="<!doctype html><meta charset=utf-8><title>dualstream test</title>")
+            route.fulfill(
+                status=200,
+                content_type="text/html; charset=utf-8",
+                body="<!doctype html><meta charset=utf-8><title>dualstream test</title>",
+            )
         elif path == MODULE_PATH:
-            route.fulfill(status=200, content_type="text/javascript; charset=utf-8",
-                          body=MODULE_FILE.read_text(encoding="utf-8"))
+            route.fulfill(
+                status=200, content_type="text/javascript; charset=utf-8", body=MODULE_FILE.read_text(encoding="utf-8")
+            )
         else:
             route.fulfill(status=404, content_type="text/plain", body="not routed")
 
@@ -126,9 +130,18 @@ def sse_loopback_server():
             path = self.path.split("?", 1)[0]
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            request = {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+            request = {
+                "method": self.command,
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body,
+            }
             if path == "/":
-                status, content_type, pieces = 200, "text/html; charset=utf-8", [(b"<!doctype html><title>t</title>", 0)]
+                status, content_type, pieces = (
+                    200,
+                    "text/html; charset=utf-8",
+                    [(b"<!doctype html><title>t</title>", 0)],
+                )
             elif path == MODULE_PATH:
                 status, content_type, pieces = 200, "text/javascript; charset=utf-8", [(MODULE_FILE.read_bytes(), 0)]
             elif path in scripts:

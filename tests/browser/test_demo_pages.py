@@ -18,7 +18,7 @@ from tests.probes import new_probe
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 WIDE = {"width": 1200, "height": 900}
 NARROW = {"width": 400, "height": 860}
-HOSTILE_ITEM = '<img src=x onerror="window.__xss = \'item\'">'
+HOSTILE_ITEM = "<img src=x onerror=\"window.__xss = 'item'\">"
 HOSTILE_MESSAGE = "<script>window.__xss = 'script'</script><img src=x onerror=\"window.__xss = 'error'\">"
 
 
@@ -110,7 +110,9 @@ def test_ticker_shows_batch_and_stream_side_by_side(page):
     page.locator("#ticker-form button[type=submit]").click()
     for panel in ("#batch", "#stream"):
         expect(page.locator(f"{panel} .state")).to_have_text("complete")
-        assert texts(page, f"{panel} .log li") == [f"{n} left · {100 * (5 - n) // 5}%" for n in range(5, -1, -1)] + ["complete"]
+        assert texts(page, f"{panel} .log li") == [f"{n} left · {100 * (5 - n) // 5}%" for n in range(5, -1, -1)] + [
+            "complete"
+        ]
         assert page.locator(f"{panel} progress").evaluate("p => p.value") == 100
         expect(page.locator(f"{panel} .count")).to_have_text("6")
     batch_first, batch_total = ms(page.text_content("#batch .first")), ms(page.text_content("#batch .total"))
@@ -223,13 +225,21 @@ def test_errors_page_shows_the_error_event_of_a_stream_that_fails_midway(page):
     assert texts(page, "#stream .log li") == ["#1 reading 1", "#2 reading 2"]
     stream_failure = page.locator("#stream .failure")
     expect(stream_failure).to_be_visible()
-    assert [stream_failure.locator(s).text_content() for s in (".kind", ".status", ".message")] == ["server", "403", "Access revoked."]
+    assert [stream_failure.locator(s).text_content() for s in (".kind", ".status", ".message")] == [
+        "server",
+        "403",
+        "Access revoked.",
+    ]
     assert '"message": "Access revoked."' in stream_failure.locator(".detail").text_content()
     # The batch answer is an error status, never a partial 200: no item reached the page.
     expect(page.locator("#batch .state")).to_have_text("failed (http)")
     assert texts(page, "#batch .log li") == ["no items reached the page"]
     batch_failure = page.locator("#batch .failure")
-    assert [batch_failure.locator(s).text_content() for s in (".kind", ".status", ".message")] == ["http", "403", "Access revoked."]
+    assert [batch_failure.locator(s).text_content() for s in (".kind", ".status", ".message")] == [
+        "http",
+        "403",
+        "Access revoked.",
+    ]
     screenshot(page, "errors")
 
 
@@ -289,21 +299,28 @@ async (url) => {
 
 def test_plain_eventsource_tells_the_error_event_from_a_connection_error(page):
     page.goto("/")
-    failed = page.evaluate(PLAIN_EVENTSOURCE_JS, "/api/flaky/?stream=1&items=2&interval=0&failure=forbidden&message=Revoked.")
+    failed = page.evaluate(
+        PLAIN_EVENTSOURCE_JS, "/api/flaky/?stream=1&items=2&interval=0&failure=forbidden&message=Revoked."
+    )
     assert failed == {
-        "log": [["item", {"i": 1, "text": "reading 1"}, ""], ["item", {"i": 2, "text": "reading 2"}, ""],
-                ["server error", 403, "Revoked."]],
+        "log": [
+            ["item", {"i": 1, "text": "reading 1"}, ""],
+            ["item", {"i": 2, "text": "reading 2"}, ""],
+            ["server error", 403, "Revoked."],
+        ],
         "readyState": 2,
     }
     refused = page.evaluate(PLAIN_EVENTSOURCE_JS, "/api/flaky/?stream=1&items=0&failure=forbidden")
     assert refused == {"log": [["refused"]], "readyState": 2}
     cut = page.evaluate(PLAIN_EVENTSOURCE_JS, "/api/feed/?stream=1&count=4&interval=0&cut_every=2&retry=100")
-    assert cut["log"] == [["item", {"n": 1, "of": 4, "after": 0, "via": None}, "1"],
-                          ["item", {"n": 2, "of": 4, "after": 0, "via": None}, "2"],
-                          ["reconnecting"],
-                          ["item", {"n": 3, "of": 4, "after": 2, "via": "header"}, "3"],
-                          ["item", {"n": 4, "of": 4, "after": 2, "via": "header"}, "4"],
-                          ["done"]]
+    assert cut["log"] == [
+        ["item", {"n": 1, "of": 4, "after": 0, "via": None}, "1"],
+        ["item", {"n": 2, "of": 4, "after": 0, "via": None}, "2"],
+        ["reconnecting"],
+        ["item", {"n": 3, "of": 4, "after": 2, "via": "header"}, "3"],
+        ["item", {"n": 4, "of": 4, "after": 2, "via": "header"}, "4"],
+        ["done"],
+    ]
 
 
 POST_STREAM_JS = """
@@ -326,7 +343,11 @@ def test_post_stream_with_django_csrf_token(page):
     page.goto("/csrf-page/")  # any page that sets the csrftoken cookie
     args = {"helper": "/static/dualstream/dualstream.js", "url": "/count/?n=3"}
     out = page.evaluate(POST_STREAM_JS, {**args, "withToken": True})
-    assert out == {"outcome": "done", "log": [["item", {"i": 0}], ["item", {"i": 1}], ["item", {"i": 2}], ["done"]], "hadCookie": True}
+    assert out == {
+        "outcome": "done",
+        "log": [["item", {"i": 0}], ["item", {"i": 1}], ["item", {"i": 2}], ["done"]],
+        "hadCookie": True,
+    }
     out = page.evaluate(POST_STREAM_JS, {**args, "withToken": False})
     assert out["log"] == [["error", "http", 403]]  # Django's CSRF check refused the POST
 
@@ -355,4 +376,3 @@ def test_chat_page_streams_a_post_and_matches_the_batch_answer(page):
     assert int(page.text_content(".timings .count")) == tokens
     assert page.locator(".bubble.user").nth(0).text_content() == prompt
     assert page.evaluate("window.__xss") is None and page.locator("main img").count() == 0
-
