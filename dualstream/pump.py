@@ -170,6 +170,7 @@ class Pump:
                 yield tail
         finally:
             self._away_since = None
+            self._consumer = None  # the task that sends the response holds the response as its result
             await self.aclose(CLIENT_GONE)
 
     async def _tail(self) -> str:

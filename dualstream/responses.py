@@ -75,9 +75,10 @@ class StreamResponse(StreamingHttpResponse):
         self._pump = pump
         self._wsgi = wsgi
         if wsgi is None:
-            # Not a bound method: the response must not be in a reference cycle, so that a dropped
-            # one is freed at once, not by a later collection.
-            weakref.finalize(self, _dropped, pump)
+            # A weak reference: the finalizer's arguments live as long as the response, and anything they
+            # reach must not lead back to it (the task that sends it holds it as its result). The pump
+            # stays alive until it ends: lifecycle.streams holds it.
+            weakref.finalize(self, _dropped, weakref.ref(pump))
 
     def _set_streaming_content(self, value: Any) -> None:
         super()._set_streaming_content(value)  # type: ignore[misc]  # Django's, not in django-stubs
@@ -140,10 +141,11 @@ def _close_unsent(pump: Pump) -> None:
         pump.interrupt(CLIENT_GONE)
 
 
-def _dropped(pump: Pump) -> None:
+def _dropped(pump_ref: weakref.ref[Pump]) -> None:
     """A response freed unsent and unclosed: its pump's own task closes ``produce()``."""
-    loop = pump.loop
-    if not pump.done and loop is not None and not loop.is_closed():
+    pump = pump_ref()
+    loop = pump.loop if pump is not None else None
+    if pump is not None and not pump.done and loop is not None and not loop.is_closed():
         loop.call_soon_threadsafe(pump.interrupt, CLIENT_GONE)
 
 

@@ -118,3 +118,31 @@ def test_a_failure_mid_stream_ends_it_as_error_with_the_exception(live_url: str,
     end = wait_for_end(ends, path)
     assert end["reason"] == "error"
     assert isinstance(end["error"], Exception)
+
+
+def test_no_response_or_pump_outlives_its_stream(live_url: str, ends: Any) -> None:
+    """Finished and cut streams leave nothing behind: a leak here grows a server's memory per request."""
+    import gc
+
+    from dualstream.pump import Pump
+    from dualstream.responses import StreamResponse
+
+    def alive() -> tuple[int, int]:
+        gc.collect()
+        objects = gc.get_objects()
+        return sum(type(o) is StreamResponse for o in objects), sum(type(o) is Pump for o in objects)
+
+    before = alive()
+    with httpx.Client(base_url=live_url, timeout=10) as client:
+        for _ in range(20):
+            client.get("/count/?n=3&stream=1&leak=1")
+        for _ in range(20):
+            with client.stream("GET", "/endless/?stream=1&leak=1") as response:
+                next(response.iter_bytes())
+    seen, changed = ends
+    with changed:  # every stream has ended, cut ones included
+        assert changed.wait_for(lambda: sum("leak=1" in e["request"].get_full_path() for e in seen) == 40, timeout=10)
+    # The last request may still be finishing (Django closes it after the stream's end is reported);
+    # a leak would leave one of each per stream, 40.
+    responses, pumps = alive()
+    assert responses - before[0] <= 1 and pumps - before[1] <= 1, (before, responses, pumps)
