@@ -65,7 +65,7 @@ async def _pump(chunks: int, renderer: type[Renderer]) -> int:
     items = _produce(chunks, keyed=renderer is SSERenderer)
     dumps = compact_dumps(DjangoJSONEncoder)
     pump = Pump(items, renderer(dumps), keepalive=15.0, buffer_size=64 * 1024, describe_error=_reraise)
-    await pump.prime(None)
+    await pump.prime()
     return sum([len(chunk) async for chunk in pump.chunks()])
 
 

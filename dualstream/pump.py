@@ -71,6 +71,7 @@ class Pump:
     ) -> None:
         self._items = items
         self._renderer = renderer
+        self._commit_after = keepalive  # a slow first item holds the headers back this long at most
         self._keepalive = keepalive if renderer.keepalive is not None else None
         self._keepalive_bytes = (renderer.keepalive or "").encode()
         self._limit = buffer_size
@@ -111,8 +112,8 @@ class Pump:
         """Whether the stream has ended and its end been reported."""
         return self._reported
 
-    async def prime(self, timeout: float | None) -> None:
-        """Wait until ``produce()`` yields its first item, ends, or ``timeout`` passes.
+    async def prime(self) -> None:
+        """Wait until ``produce()`` yields its first item, ends, or a keep-alive interval passes.
 
         An exception raised before the first item is raised here, so that the
         view can still answer with an ordinary HTTP error. If the caller is
@@ -125,6 +126,7 @@ class Pump:
             if not (self._count or self._finished):
                 assert self.loop is not None
                 waiter = self._output_waiter()
+                timeout = self._commit_after
                 timer = self.loop.call_later(timeout, _wake, waiter) if timeout is not None else None
                 try:
                     await waiter

@@ -201,7 +201,7 @@ class DualModeView(View):
         wsgi = WSGIBridge(pump) if isinstance(self.request, WSGIRequest) else None
         try:
             if wsgi is not None:
-                await wsgi.run(pump.prime(self.heartbeat))
+                await wsgi.run(pump.prime())
             else:
                 streams.chain_shutdown_handlers()
                 if in_request_task():
@@ -210,7 +210,7 @@ class DualModeView(View):
                     task = asyncio.current_task()
                     assert task is not None
                     task.add_done_callback(_unsent(pump))
-                await pump.prime(self.heartbeat)
+                await pump.prime()
         except Exception as exc:
             if wsgi is not None:
                 wsgi.close()

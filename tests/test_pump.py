@@ -107,16 +107,14 @@ class Script:
             self.finally_at = asyncio.get_running_loop().time()
 
 
-async def read(
-    pump: Pump, timeout: float | None = 15.0, *, stall_after: int | None = None
-) -> list[tuple[float, bytes]]:
+async def read(pump: Pump, *, stall_after: int | None = None) -> list[tuple[float, bytes]]:
     """The body as a server sends it: ``(time, chunk)`` per write, closed as Django's handler closes it.
 
     ``stall_after``: after that many writes the client reads nothing more (its send never completes).
     """
     loop = asyncio.get_running_loop()
     writes: list[tuple[float, bytes]] = []
-    await pump.prime(timeout)
+    await pump.prime()
     async with aclosing(pump.chunks()) as body:
         async for chunk in body:
             writes.append((loop.time(), chunk))
@@ -160,7 +158,7 @@ def test_a_slow_first_item_commits_the_headers_after_one_keepalive_interval() ->
 
     async def main() -> tuple[float, list[tuple[float, bytes]]]:
         pump = script.pump(script.produce(20.0, "late"))
-        await pump.prime(15.0)
+        await pump.prime()
         primed = asyncio.get_running_loop().time()
         async with aclosing(pump.chunks()) as body:
             return primed, [(asyncio.get_running_loop().time(), chunk) async for chunk in body]
@@ -215,7 +213,7 @@ def test_an_error_before_the_first_item_is_raised_by_prime() -> None:
 
     async def main() -> None:
         with pytest.raises(PermissionError):
-            await script.pump(script.produce(1.0, PermissionError("no"))).prime(15.0)
+            await script.pump(script.produce(1.0, PermissionError("no"))).prime()
 
     run(main)
     assert script.errors == []  # the view answers it as an HTTP error: nothing was written
@@ -239,8 +237,8 @@ def test_a_client_that_leaves_while_prime_waits_closes_the_producer_first() -> N
     script = Script()
 
     async def main() -> float:
-        pump = script.pump(script.produce(100.0, "never"))
-        waiting = asyncio.ensure_future(pump.prime(None))
+        pump = script.pump(script.produce(100.0, "never"), keepalive=None)  # prime() waits for the item
+        waiting = asyncio.ensure_future(pump.prime())
         await asyncio.sleep(1.0)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -336,7 +334,7 @@ def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> No
     async def main() -> None:
         renderer = JSONArrayRenderer(dumps, lambda items: {"n": len(items)})
         with pytest.raises(TypeError, match="get_batch_document"):
-            await script.pump(script.produce("a"), renderer).prime(15.0)
+            await script.pump(script.produce("a"), renderer).prime()
 
     run(main)
 
@@ -368,7 +366,7 @@ async def _stream_counting(items: AsyncIterator[Any]) -> tuple[bytes, int, int]:
     loop.set_task_factory(counting_task)  # type: ignore[arg-type]
     try:
         pump = Pump(items, SSERenderer(dumps), keepalive=15.0, buffer_size=64 * 1024, describe_error=_never_fails)  # type: ignore[arg-type]
-        await pump.prime(15.0)
+        await pump.prime()
         body = b"".join([chunk async for chunk in pump.chunks()])
     finally:
         loop.set_task_factory(None)

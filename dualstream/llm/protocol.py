@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..events import Event, data_field
+from ..events import data_field, data_of
 from ..renderers import SSERenderer
 
 _JSON_TYPES: dict[type, str] = {
@@ -286,7 +286,7 @@ class DataOnlySSERenderer(SSERenderer):
     done: ClassVar[str] = "[DONE]"
 
     def item(self, item: Any) -> str:
-        return data_field(item.data if isinstance(item, Event) else item, self.dumps) + "\n"
+        return data_field(data_of(item), self.dumps) + "\n"
 
     def end(self) -> str:
         return data_field(self.done, self.dumps) + "\n"
