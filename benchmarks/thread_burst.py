@@ -68,7 +68,9 @@ async def main(streams: int, concurrency: int) -> None:
         idle = server.threads()
         limit = asyncio.Semaphore(concurrency)
         with Sampler(server) as opening:
-            sockets = await asyncio.gather(*(open_stream(server.port, spec.path("tick", 10**9), limit) for _ in range(streams)))
+            sockets = await asyncio.gather(
+                *(open_stream(server.port, spec.path("tick", 10**9), limit) for _ in range(streams))
+            )
         open_threads = server.threads()
         with Sampler(server) as leaving:
             for sock in sockets:
