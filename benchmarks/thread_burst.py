@@ -18,6 +18,7 @@ import struct
 
 from benchmarks import run_async
 from benchmarks.procs import HOST, SERVERS, Server, raise_nofile
+from benchmarks.servers.payloads import TICK_SECONDS
 
 
 class Sampler:
@@ -59,6 +60,15 @@ def cut(sock: socket.socket) -> None:
     sock.close()
 
 
+async def settle(server: Server, idle: int, timeout: float = 60.0) -> float:
+    """Seconds until the server is back to ``idle`` threads (or ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while server.threads() > idle and loop.time() - started < timeout:
+        await asyncio.sleep(0.05)
+    return loop.time() - started + 2.0  # the leaving phase's 2 s
+
+
 async def main(streams: int, concurrency: int) -> None:
     raise_nofile()
     spec = next(s for s in SERVERS if s.name == "dualstream")
@@ -71,6 +81,7 @@ async def main(streams: int, concurrency: int) -> None:
             sockets = await asyncio.gather(
                 *(open_stream(server.port, spec.path("tick", 10**9), limit) for _ in range(streams))
             )
+        await asyncio.sleep(3 * TICK_SECONDS)  # each stream gives its thread back between two ticks
         open_threads = server.threads()
         with Sampler(server) as leaving:
             for sock in sockets:
@@ -83,7 +94,8 @@ async def main(streams: int, concurrency: int) -> None:
         print(f"| while opening | {opening.peak} |")
         print(f"| all open, idle | {open_threads} |")
         print(f"| while all leave | {leaving.peak} |")
-        print(f"| after | {server.threads()} |")
+        settled = await settle(server, idle)
+        print(f"| {settled:.1f} s later | {server.threads()} |")
     finally:
         server.stop()
 
