@@ -82,7 +82,7 @@ class Pump:
         self._on_started = on_started
         self._on_end = on_end
         self._context = context  # the producer task's, if not a copy of the caller's
-        self._buffer: list[bytes] = []
+        self._buffer: list[str] = []
         self._size = 0
         self._count = 0
         self._finished = False
@@ -151,10 +151,7 @@ class Pump:
         try:
             while True:
                 if self._buffer:
-                    data = b"".join(self._buffer)
-                    self._buffer.clear()
-                    self._size = 0
-                    _wake(self._producer_waiter)
+                    data = self._take_buffer()
                 elif self._finished:
                     break
                 elif self._keepalive_due:
@@ -175,6 +172,14 @@ class Pump:
             self._consumer = None  # the task that sends the response holds the response as its result
             await self.aclose(CLIENT_GONE)
 
+    def _take_buffer(self) -> bytes:
+        """What the producer has buffered, as one write: its text joined and encoded once."""
+        data = "".join(self._buffer).encode()
+        self._buffer.clear()
+        self._size = 0
+        _wake(self._producer_waiter)
+        return data
+
     async def _tail(self) -> str:
         """What ends the body, once the producer has finished."""
         if self.reason in CUTS:
@@ -186,19 +191,21 @@ class Pump:
     async def aclose(self, reason: str = CLIENT_GONE) -> None:
         """End the stream for ``reason`` (unless it has one) and wait until ``produce()``'s ``finally`` has run.
 
-        The end is reported by the producer task itself, after that ``finally``:
-        a caller cancelled while it waits here leaves nothing half done.
+        The end is reported once that ``finally`` has run, even if the caller
+        is cancelled while it waits here.
         """
         if self.reason is None:
             self.reason = reason
         if self._timer is not None:
             self._timer.cancel()
         task = self._task
-        if task is None:
-            await self._report()
-        elif not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        try:
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+        finally:
+            if task is None:  # never started: no producer to report the end
+                await self._report()
 
     def interrupt(self, reason: str) -> None:
         """Cut the stream for ``reason`` from the pump's loop: the renderer's cut is its last write.
@@ -233,11 +240,12 @@ class Pump:
             async with aclosing(self._items) as items:
                 start = self._renderer.start()
                 if start:
-                    append(start.encode())
+                    append(start)
                     self._size += len(start)
                 async for item in items:
-                    # Encoded per item, strictly: text that cannot be UTF-8 fails this item, not the write.
-                    data = render(item).encode()
+                    data = render(item)
+                    if not data.isascii():
+                        data.encode()  # text that cannot be UTF-8 (a lone surrogate) fails here, as produce() would
                     # Not kept until the next item: on a slow stream it would age into the collector's
                     # oldest generation, and thousands of streams would make full collections frequent.
                     del item

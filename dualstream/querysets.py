@@ -171,7 +171,7 @@ class QuerySetView(DualModeView):
                 if with_ids:
                     for row in rows:
                         key = row[name]
-                        yield Event(serialize(row), id=key if type(key) is int else str(key))
+                        yield Event(serialize(row), None, key if type(key) is int else str(key))  # positional: per row
                 else:
                     for row in rows:
                         yield serialize(row)
