@@ -101,6 +101,7 @@ class Pump:
         self._keepalive_due = False
         self._started = False  # the response has started: the consumer iterates
         self._reported = False
+        self._cancelled = False
 
     @property
     def iterated(self) -> bool:
@@ -201,7 +202,7 @@ class Pump:
         task = self._task
         try:
             if task is not None and not task.done():
-                task.cancel()
+                self._cancel_producer()
                 await asyncio.wait([task])
         finally:
             if task is None:  # never started: no producer to report the end
@@ -215,11 +216,16 @@ class Pump:
         if self.reason is not None:
             return
         self.reason = reason
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
+        self._cancel_producer()
         if self._away_since is not None and self._consumer is not None:
             self._consumer.cancel()
+
+    def _cancel_producer(self) -> None:
+        """Cancel the producer task, once: a second cancellation would cut its ``finally`` short."""
+        task = self._task
+        if task is not None and not task.done() and not self._cancelled:
+            self._cancelled = True
+            task.cancel()
 
     def _ensure_started(self) -> None:
         if self._task is None:

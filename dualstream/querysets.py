@@ -18,8 +18,11 @@ a ``serialize()`` hook per row, and resumption by key (keyset pagination).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import sys
+import threading
 from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from contextlib import aclosing
 from itertools import islice
@@ -27,6 +30,7 @@ from typing import Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import BadRequest, ImproperlyConfigured, ValidationError
+from django.db import connections
 from django.db.models import Field, QuerySet
 from django.http import HttpRequest
 
@@ -72,16 +76,18 @@ async def _chunks(queryset: QuerySet[Any, T], chunk_size: int) -> AsyncGenerator
             if len(chunk) < chunk_size:
                 break
     finally:
-        await _close_rows(rows)
+        # Shielded: a second cancellation of the request must not leave the cursor to a finalizer.
+        await asyncio.shield(_close_rows(rows, queryset.db))
 
 
-async def _close_rows(rows: Generator[Any, None, None]) -> None:
+async def _close_rows(rows: Generator[Any, None, None], alias: str) -> None:
     """Close the cursor behind ``rows`` in the thread that owns its connection, or not at all.
 
     In that thread, after any fetch still running there (a cancelled await does
     not stop it), closing the generator closes the cursor (a PostgreSQL
-    ``CLOSE``) while the connection is open. Once the request's thread is gone,
-    its connections went with it, and so did the cursor.
+    ``CLOSE``) while the connection is open. Once the connection is closed
+    (``request_finished`` may come first when the client left early) or its
+    thread is gone, the cursor went with it: the generator is closed quietly.
     """
     state = inspect.getgeneratorstate(rows)
     if state == inspect.GEN_CREATED:
@@ -89,18 +95,47 @@ async def _close_rows(rows: Generator[Any, None, None]) -> None:
     elif state == inspect.GEN_CLOSED:
         pass
     elif not request_thread_gone():
-        await sync_to_async(rows.close)()
+        await sync_to_async(_close_in_owner)(rows, alias)
     else:
-        # Closed anyway, off the loop, so that its finally does not run later in a finalizer; the
-        # cursor's close fails quietly on the connection that went with the thread.
+        # Closed anyway, off the loop, so that its finally does not run later in a finalizer.
         await sync_to_async(_close_orphan, thread_sensitive=False)(rows)
 
 
-def _close_orphan(rows: Generator[Any, None, None]) -> None:
-    try:
+def _close_in_owner(rows: Generator[Any, None, None], alias: str) -> None:
+    if connections[alias].connection is None:  # closed already: its cursor with it
+        _close_orphan(rows)
+    else:
         rows.close()
-    except Exception:
-        logger.debug("A cursor outlived its connection", exc_info=True)
+
+
+def _close_orphan(rows: Generator[Any, None, None]) -> None:
+    """Close ``rows`` whose connection is gone: the cursor's close can only fail, and that is expected.
+
+    Django's cursor generator closes its cursor in a ``finally`` that runs
+    while ``rows`` unwinds, where Python reports a failure as "Exception
+    ignored"; in this thread, during this call, such a report is logged at
+    DEBUG instead. Reports from other threads go to the hook as usual.
+    """
+    thread = threading.get_ident()
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if threading.get_ident() == thread:
+            logger.debug("A cursor outlived its connection: %r", unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    with _unraisable_lock:
+        sys.unraisablehook = hook
+        try:
+            rows.close()
+        except Exception as exc:
+            logger.debug("A cursor outlived its connection: %r", exc)
+        finally:
+            sys.unraisablehook = previous
+
+
+_unraisable_lock = threading.Lock()
 
 
 def _take(rows: Iterator[T], count: int) -> list[T]:

@@ -143,10 +143,23 @@ def _close_unsent(pump: Pump) -> None:
 
 
 def _dropped(pump_ref: weakref.ref[Pump]) -> None:
-    """A response freed unsent and unclosed: its pump's own task closes ``produce()``."""
+    """A response freed unsent and unclosed: its pump's own task closes ``produce()``.
+
+    Django 6 frees such a response (cancelled in a middleware) just before it
+    sends ``request_finished``: the cancellation is requested at once, so that
+    a queryset's cursor closes before that signal closes the connection.
+    """
     pump = pump_ref()
     loop = pump.loop if pump is not None else None
-    if pump is not None and not pump.done and loop is not None and not loop.is_closed():
+    if pump is None or pump.done or loop is None or loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        pump.interrupt(CLIENT_GONE)  # cancels the producer task: its finally runs there, not here
+    else:
         loop.call_soon_threadsafe(pump.interrupt, CLIENT_GONE)
 
 

@@ -80,6 +80,8 @@ class Subscription:
             pass
 
     async def __anext__(self) -> Event:
+        # One coroutine per event, no helper coroutine: whatever a stream keeps across its wait is new
+        # for every event, and on a busy process it all reaches the collector's oldest generation.
         if self._closed:
             raise StopAsyncIteration
         try:
@@ -88,7 +90,19 @@ class Subscription:
                 self._joined = True
                 if reset is not None:
                     return reset
-            event = await self._next()
+            inbox = self._inbox
+            assert inbox is not None
+            while (event := self._ready(inbox)) is None:
+                if self._replay_after is not None:
+                    if not await self._read_page():  # trimmed while replaying: live events after what was yielded
+                        event = Event({"topic": self.topic}, event=RESET)
+                        break
+                    continue
+                waiter = inbox.waiter = inbox.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    inbox.waiter = None
         except asyncio.CancelledError:
             # A cancelled read is most often a client gone: leave the topic now. A later read joins
             # again and replays from the last event returned, so nothing is lost either way.
@@ -147,28 +161,21 @@ class Subscription:
             self._last = items[-1][0]
             self._pending = items[::-1]  # popped from the end
 
-    async def _next(self) -> Event:
-        inbox = self._inbox
-        assert inbox is not None
-        while True:
-            if inbox.error is not None:
-                raise inbox.error
-            if self._pending:
-                return self._pending.pop()[1]
-            if self._replay_after is not None:
-                if not await self._read_page():  # trimmed while replaying: live events after what was yielded
-                    return Event({"topic": self.topic}, event=RESET)
-                continue
-            if inbox.items:
-                key, event = inbox.items.popleft()
-                last = self._last
-                if last is not None:
-                    if key <= last:
-                        continue  # already yielded by replay
-                    self._last = None  # past the overlap: nothing older can follow
+    def _ready(self, inbox: Inbox) -> Event | None:
+        """The next event already here: replayed, else live past the replay's overlap; None if there is none."""
+        if inbox.error is not None:
+            raise inbox.error
+        if self._pending:
+            return self._pending.pop()[1]
+        if self._replay_after is not None:
+            return None  # the next replay page comes before any live event
+        items = inbox.items
+        last = self._last
+        while items:
+            key, event = items.popleft()
+            if last is None:
                 return event
-            inbox.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await inbox.waiter
-            finally:
-                inbox.waiter = None
+            if key > last:
+                self._last = None  # past the overlap: nothing older can follow
+                return event
+        return None
