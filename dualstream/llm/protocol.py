@@ -81,6 +81,10 @@ class ChatRequest:
             raise LLMError(400, "The request body is not valid JSON.", code="invalid_json") from None
         except RecursionError:  # arrays or objects nested deeper than the parser's stack
             raise LLMError(400, "The request body is nested too deeply.", code="invalid_json") from None
+        if _depth(body) > MAX_DEPTH:
+            # A limit of its own, not the interpreter's: Python 3.13 parses what 3.11 refuses, and every
+            # later step (encoding, forwarding upstream) would recurse as deep.
+            raise LLMError(400, "The request body is nested too deeply.", code="invalid_json")
         if not isinstance(body, dict):
             raise LLMError(400, "The request body must be a JSON object.", code="invalid_json")
         model = _required(body, "model", str)
@@ -119,6 +123,24 @@ def model_not_found(name: str) -> LLMError:
 
 
 _SHOWN = 100  # characters of a client's model name an error repeats
+
+
+#: Deepest nesting of arrays and objects a request body may have; OpenAI's own requests stay far below.
+MAX_DEPTH = 64
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value``, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _check(value: Any, param: str, *kinds: type) -> None:
