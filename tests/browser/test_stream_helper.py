@@ -392,6 +392,7 @@ def test_post_stream_abort_signal_cancels_quietly(dualstream_page):
     page = dualstream_page
     server = Recorder(None)  # never answers
     page.route(f"{ORIGIN}/chat", server)
+    page.expose_function("requestsSeen", lambda: len(server.requests))
     out = page.evaluate(
         """async (modulePath) => {
           const { postStream } = await import(modulePath);
@@ -402,7 +403,8 @@ def test_post_stream_abort_signal_cancels_quietly(dualstream_page):
             onItem: (d) => log.push(["item", d]), onDone: () => log.push(["done"]),
             onError: (e) => log.push(["error", e.message]), onState: (s) => log.push(["state", s]),
           });
-          setTimeout(() => abort.abort(), 200);
+          while (!(await window.requestsSeen())) {}  // aborted once the request is on its way, not before
+          abort.abort();
           const outcome = await handle.finished;
           await new Promise((r) => setTimeout(r, 100));
           return { outcome, log };
