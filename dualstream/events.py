@@ -51,14 +51,15 @@ class Event:
 
     def encode(self, dumps: Dumps) -> str:
         """The event as ``text/event-stream`` text, ending with the blank line that dispatches it."""
-        head = ""
-        if self.event is not None:
-            head = f"event: {self.event}\n"
+        data = data_field(self.data, dumps)
+        if self.event is None and self.retry is None:  # the common shapes, a queryset's rows among them
+            return f"{data}\n" if self.id is None else f"id: {self.id}\n{data}\n"
+        head = "" if self.event is None else f"event: {self.event}\n"
         if self.id is not None:
             head += f"id: {self.id}\n"
         if self.retry is not None:
             head += f"retry: {self.retry}\n"
-        return head + data_field(self.data, dumps) + "\n"
+        return f"{head}{data}\n"
 
 
 def data_of(item: Any) -> Any:

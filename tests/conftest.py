@@ -53,6 +53,24 @@ def live_url() -> Iterator[str]:
         yield url
 
 
+def http_scope(path: str, query: str = "") -> dict[str, Any]:
+    """An ASGI HTTP scope for a GET of ``path?query``, as a server on 127.0.0.1 would pass it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+
 def raw_request(url: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> socket.socket:
     """A socket that has sent one HTTP/1.1 request: for tests where the exact bytes or a stalled reader matter."""
     host, port = url.removeprefix("http://").split(":")

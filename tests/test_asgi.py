@@ -14,24 +14,8 @@ from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponseBase
 from django.test import override_settings
 
+from .conftest import http_scope
 from .probes import new_probe
-
-
-def scope(path: str, query: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
 
 
 class MarksStreamedChunks:
@@ -85,7 +69,7 @@ def test_a_disconnect_while_send_blocks_still_closes_produce_before_the_request_
                 body_sent.set()
                 await asyncio.Event().wait()  # a client that never reads: send() never returns
 
-        served = asyncio.create_task(app(scope("/endless/", f"probe={token}&stream=1"), receive, send))
+        served = asyncio.create_task(app(http_scope("/endless/", f"probe={token}&stream=1"), receive, send))
         await body_sent.wait()
         disconnected.set()
         await asyncio.wait_for(served, 5)

@@ -3,7 +3,7 @@
 Real npm clients (``eventsource``, ``openai``) against the live test server, and the browser helper's
 SSE parser against ``eventsource-parser``. The packages are pinned in tests/js/package-lock.json and
 installed with ``npm ci`` from the npm registry when node_modules is missing or older than the lockfile.
-Skipped, with the reason, where node is not installed (``.ci/install-node.sh`` installs it).
+Skipped, with the reason, where node is not installed (``.ci/install-debian.sh node nodejs npm`` installs it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ pytestmark = pytest.mark.timeout(300)
 def node() -> str:
     path = shutil.which("node")
     if path is None:
-        pytest.skip("node is not on PATH: install it (.ci/install-node.sh, or apt-get install nodejs npm)")
+        pytest.skip(
+            "node is not on PATH: install it (.ci/install-debian.sh node nodejs npm, or apt-get install nodejs npm)"
+        )
     version = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     if int(version.lstrip("v").split(".")[0]) < NODE_MAJOR:
         pytest.skip(f"tests/js needs node {NODE_MAJOR} or newer; {path} is {version}")

@@ -29,6 +29,7 @@ from httpx_sse import connect_sse
 
 from dualstream import QuerySetView, aiterate, conf
 
+from .conftest import http_scope
 from .models import Sample
 from .queryset_views import FIELDS, gates, reports
 
@@ -203,20 +204,6 @@ def _serve(path: str, query: str, on_body: Callable[[bytes], None] = lambda body
     bodies: list[bytes] = []
 
     async def scenario() -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [(b"host", b"127.0.0.1")],
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 80),
-        }
         requested = False
 
         async def receive() -> dict[str, Any]:
@@ -232,7 +219,7 @@ def _serve(path: str, query: str, on_body: Callable[[bytes], None] = lambda body
                 bodies.append(message["body"])
                 on_body(message["body"])
 
-        await asyncio.wait_for(get_asgi_application()(scope, receive, send), 30)
+        await asyncio.wait_for(get_asgi_application()(http_scope(path, query), receive, send), 30)
 
     asyncio.run(scenario())
     return bodies

@@ -38,7 +38,7 @@ def chromium_browser():
     rest of the suite runs.
     """
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: run .ci/install-chromium.sh (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing: run .ci/install-debian.sh chromium chromium (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
