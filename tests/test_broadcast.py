@@ -466,11 +466,16 @@ def test_topic_view_batch_ndjson_and_sse_replay(engine: str, live_url: str) -> N
 
 @pytest.mark.django_db(transaction=True)
 def test_custom_producer_finally_runs_on_disconnect(engine: str, live_url: str) -> None:
+    name = f"fin-{engine}"  # each run its own: a late finally of another must not count
+    finished = FINISHED.setdefault(name, threading.Event())
     with override_settings(**TOPIC_URLS):
-        with httpx.stream("GET", f"{live_url}/custom/fin/?stream=1", headers={"Last-Event-ID": "x"}, timeout=10) as r:
-            assert next(sse_lines(r))["event"] == "reset"
-            FINISHED.pop("fin", None)
-        assert FINISHED.setdefault("fin", threading.Event()).wait(10)
+        with httpx.stream(
+            "GET", f"{live_url}/custom/{name}/?stream=1", headers={"Last-Event-ID": "x"}, timeout=10
+        ) as r:
+            events = sse_lines(r)  # kept: a dropped generator would close the response, and so the connection
+            assert next(events)["event"] == "reset"
+            assert not finished.is_set()  # the stream is endless: only the client's leaving ends it
+        assert finished.wait(10)
         wait_for(lambda: get_backend().fanout.topics() == [])
 
 

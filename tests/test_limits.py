@@ -19,6 +19,7 @@ from dualstream.lifecycle import Streams
 from .probes import new_probe
 
 
+@pytest.mark.django_db  # closing a response sends request_finished, which looks at the connections
 def test_beyond_max_streams_a_new_stream_is_a_503_with_retry_after(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,6 +42,7 @@ def test_beyond_max_streams_a_new_stream_is_a_503_with_retry_after(
     assert after.status_code == 200
 
 
+@pytest.mark.django_db
 def test_beyond_max_batch_items_a_buffered_answer_is_a_400_that_points_to_streams(client: Client) -> None:
     with override_settings(DUALSTREAM={"MAX_BATCH_ITEMS": 3}):
         within = client.get("/count/?n=3&format=json")
@@ -53,6 +55,7 @@ def test_beyond_max_batch_items_a_buffered_answer_is_a_400_that_points_to_stream
     assert len(lines) == 4
 
 
+@pytest.mark.django_db
 def test_a_last_event_id_over_1024_characters_is_ignored_and_not_echoed(client: Client) -> None:
     long_id = "9" * 1025
     response = client.get("/resumable/?format=json", headers={"Last-Event-ID": long_id})
