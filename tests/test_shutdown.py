@@ -121,56 +121,37 @@ def environment() -> dict[str, str]:
     return env
 
 
-def start_uvicorn(graceful: int) -> tuple[ServerProcess, int]:
+def start_uvicorn() -> tuple[ServerProcess, int]:
     port = free_port()
     command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "django.core.asgi:get_asgi_application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "off",
-        "--timeout-graceful-shutdown",
-        str(graceful),
-    ]
+        sys.executable, "-m", "uvicorn", "--factory", "django.core.asgi:get_asgi_application",
+        "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", "10",
+    ]  # fmt: skip
     return ServerProcess(command, "Uvicorn running on", environment()), port
 
 
-@pytest.fixture
-def uvicorn_server() -> Iterator[tuple[ServerProcess, int]]:
-    server, port = start_uvicorn(graceful=10)
-    yield server, port
-    server.kill()
+@pytest.fixture(params=["uvicorn", "gunicorn"])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, int]]:
+    """uvicorn alone, or gunicorn with two uvicorn workers, serving the shutdown test's streams."""
+    if request.param == "uvicorn":
+        running, port = start_uvicorn()
+    else:
+        running, port = start_gunicorn()
+    yield running, port
+    running.kill()
 
 
-@pytest.fixture
-def gunicorn_server() -> Iterator[tuple[ServerProcess, int]]:
+def start_gunicorn() -> tuple[ServerProcess, int]:
     pytest.importorskip("uvicorn_worker", reason="gunicorn's uvicorn worker is not installed")
     port = free_port()
     command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "tests.shutdown_asgi:application",
-        "-k",
-        "uvicorn_worker.UvicornWorker",
-        "--workers",
-        "2",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--graceful-timeout",
-        "10",
-    ]
+        sys.executable, "-m", "gunicorn", "tests.shutdown_asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+        "--workers", "2", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10",
+    ]  # fmt: skip
     server = ServerProcess(command, "Booting worker", environment())
     # Both workers up: each logs its boot, then uvicorn's startup line.
     server.wait_for(lambda: server.count("Application startup complete") >= 2, 30, "the workers never started")
-    yield server, port
-    server.kill()
+    return server, port
 
 
 def assert_cut_and_closed(server: ServerProcess, tails: list[bytes], stopped_at: float) -> None:
@@ -186,21 +167,15 @@ def assert_cut_and_closed(server: ServerProcess, tails: list[bytes], stopped_at:
     assert noise == []
 
 
-def test_sigterm_to_uvicorn_cuts_every_stream_within_two_seconds(uvicorn_server: tuple[ServerProcess, int]) -> None:
-    server, port = uvicorn_server
+def test_sigterm_cuts_every_stream_within_two_seconds_and_the_server_exits(
+    server: tuple[ServerProcess, int], request: pytest.FixtureRequest
+) -> None:
+    running, port = server
     sockets = [open_stream(port) for _ in range(STREAMS)]
     stopped_at = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
+    running.process.send_signal(signal.SIGTERM)
     tails = read_to_eof(sockets, timeout=2.0)
-    assert_cut_and_closed(server, tails, stopped_at)
-    # uvicorn re-raises the signal once it has shut down, as it does with no stream open.
-    assert server.process.returncode == -signal.SIGTERM
-
-
-def test_sigterm_to_gunicorn_with_uvicorn_workers_cuts_every_stream(gunicorn_server: tuple[ServerProcess, int]) -> None:
-    server, port = gunicorn_server
-    sockets = [open_stream(port) for _ in range(STREAMS)]
-    stopped_at = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
-    tails = read_to_eof(sockets, timeout=2.0)
-    assert_cut_and_closed(server, tails, stopped_at)
+    assert_cut_and_closed(running, tails, stopped_at)
+    if request.node.callspec.params["server"] == "uvicorn":
+        # uvicorn re-raises the signal once it has shut down, as it does with no stream open.
+        assert running.process.returncode == -signal.SIGTERM
