@@ -198,7 +198,10 @@ def test_a_slow_subscriber_is_cut_without_holding_back_publishers_or_others(engi
             arrived = asyncio.Condition()
 
             async def read_fast() -> None:
-                received.append((await fast_first).id)  # type: ignore[arg-type]
+                first = await fast_first
+                async with arrived:  # notified like every other event: the publisher may wait already
+                    received.append(first.id)  # type: ignore[arg-type]
+                    arrived.notify_all()
                 async for event in fast:
                     async with arrived:
                         received.append(event.id)  # type: ignore[arg-type]

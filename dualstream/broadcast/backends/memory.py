@@ -38,7 +38,7 @@ class MemoryBackend(Backend):
                 ring = self._rings[topic] = deque(maxlen=self._maxlen)
             ring.append(item)
             self.fanout.deliver(topic, [item])
-        return item[1].id  # type: ignore[return-value]
+        return str(item[1].id)
 
     async def history(self, topic: str, limit: int) -> list[Item]:
         with self._lock:

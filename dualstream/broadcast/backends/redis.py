@@ -62,6 +62,7 @@ class RedisBackend(Backend):
         self._wanted: dict[str, object] = {}  # topic -> token of its latest follow
         self._changed: asyncio.Event | None = None
         self._reader_id: int | None = None
+        self._unblocking: set[asyncio.Task[None]] = set()
         self._reading = 0  # the number of the XREAD in flight, 0 when none is
         self._stopping = False
 
@@ -155,15 +156,20 @@ class RedisBackend(Backend):
         assert self._changed is not None
         self._changed.set()
         if self._reading:
-            asyncio.get_running_loop().create_task(self._unblock(self._reading))
+            # Held until done: the loop keeps only a weak reference to a task.
+            task = asyncio.get_running_loop().create_task(self._unblock(self._reading))
+            self._unblocking.add(task)
+            task.add_done_callback(self._unblocking.discard)
 
     async def _unblock(self, xread: int) -> None:
         """Make the reader's XREAD return now, so that it reads a topic just added."""
         assert self._client is not None
+        if self._reader_id is None:
+            return  # not connected yet: the topic joins at the reader's first XREAD
         try:
             for _ in range(20):
                 # The XREAD may not have reached Redis yet (UNBLOCK answers 0): try again shortly.
-                if self._reading != xread or await self._client.client_unblock(self._reader_id):  # type: ignore[arg-type]
+                if self._reading != xread or await self._client.client_unblock(self._reader_id):
                     return
                 await asyncio.sleep(0.005)
         except redis.RedisError as exc:  # e.g. an ACL without CLIENT: the topic joins at the next XREAD
@@ -217,7 +223,7 @@ class RedisBackend(Backend):
             if not entries or self._positions.get(topic) != sent.get(topic):
                 continue  # forgotten, or followed anew, while this XREAD was in flight
             items = [_entry(*entry) for entry in entries]
-            self._positions[topic] = items[-1][1].id  # type: ignore[assignment]
+            self._positions[topic] = str(items[-1][1].id)
             self.fanout.deliver(topic, items)
 
     async def _shutdown(self) -> None:
