@@ -211,14 +211,12 @@ class DualModeView(View):
                     assert task is not None
                     task.add_done_callback(_unsent(pump))
                 await pump.prime()
-        except Exception as exc:
+        except BaseException as exc:
             if wsgi is not None:
                 wsgi.close()
+            if not isinstance(exc, Exception):
+                raise  # a cancellation: prime() has closed the producer
             return await self.exception_response(exc)
-        except BaseException:
-            if wsgi is not None:
-                wsgi.close()
-            raise
         headers = dict(renderer.headers)
         if head:
             if wsgi is not None:
