@@ -10,10 +10,12 @@ for byte.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from json import encoder as _json_encoder
 from typing import Any
 
-from .events import Dumps
+#: A JSON encoder's ``encode``: value -> JSON text.
+Dumps = Callable[[Any], str]
 
 
 def compact_dumps(encoder_class: type[json.JSONEncoder]) -> Dumps:

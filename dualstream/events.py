@@ -1,19 +1,12 @@
-"""Server-Sent Events: the ``Event`` value and its wire encoding.
+"""What ``produce()`` yields besides plain values: the ``Event`` value, and ``Reconnect``.
 
-Pure Python, no Django: the rules come from the WHATWG HTML standard,
-section "Server-sent events" (the ``text/event-stream`` format).
+Pure Python, no Django. The field rules come from the WHATWG HTML standard,
+section "Server-sent events"; ``renderers.SSERenderer`` writes events on the wire.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Any
-
-# A JSON encoder's ``encode``: value -> JSON text.
-Dumps = Callable[[Any], str]
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class Event:
@@ -49,18 +42,6 @@ class Event:
             return NotImplemented
         return (self.data, self.event, self.id, self.retry) == (other.data, other.event, other.id, other.retry)
 
-    def encode(self, dumps: Dumps) -> str:
-        """The event as ``text/event-stream`` text, ending with the blank line that dispatches it."""
-        data = data_field(self.data, dumps)
-        if self.event is None and self.retry is None:  # the common shapes, a queryset's rows among them
-            return f"{data}\n" if self.id is None else f"id: {self.id}\n{data}\n"
-        head = "" if self.event is None else f"event: {self.event}\n"
-        if self.id is not None:
-            head += f"id: {self.id}\n"
-        if self.retry is not None:
-            head += f"retry: {self.retry}\n"
-        return f"{head}{data}\n"
-
 
 def data_of(item: Any) -> Any:
     """What an item carries: an ``Event``'s data, or the item itself."""
@@ -74,14 +55,6 @@ def check_field(name: str, value: object) -> None:
     # A line break would end the field early; a NUL makes browsers ignore the id.
     if "\n" in value or "\r" in value or "\0" in value:
         raise ValueError(f"Event.{name} must not contain CR, LF or NUL: {value[:100]!r}")
-
-
-def data_field(data: Any, dumps: Dumps) -> str:
-    """The ``data:`` lines for one value: at least one, so that the event is always dispatched."""
-    text = data if isinstance(data, str) else dumps(data)
-    if "\n" in text or "\r" in text:
-        return "".join(f"data: {line}\n" for line in _LINE_BREAK.split(text))
-    return f"data: {text}\n"
 
 
 class Reconnect(Exception):

@@ -82,9 +82,10 @@ class Pump:
         self._on_started = on_started
         self._on_end = on_end
         self._context = context  # the producer task's, if not a copy of the caller's
-        self._buffer: list[str] = []
+        self._head = ""  # the renderer's start(), written with the first write
+        self._buffer: list[str] = []  # rendered items not yet written
         self._size = 0
-        self._count = 0
+        self._taken = 0  # items written (or being written); counted per write, not per item
         self._finished = False
         self._error: Exception | None = None
         self.reason: str | None = None
@@ -122,9 +123,9 @@ class Pump:
         """
         self._ensure_started()
         try:
-            if not (self._count or self._finished):
+            if not (self._buffer or self._finished):
                 await asyncio.sleep(0)  # the producer's first step: often its first item, and then no timer
-            if not (self._count or self._finished):
+            if not (self._buffer or self._finished):
                 assert self.loop is not None
                 waiter = self._output_waiter()
                 timeout = self._commit_after
@@ -137,7 +138,7 @@ class Pump:
         except BaseException:
             await self.aclose(CLIENT_GONE)
             raise
-        if self._error is not None and not self._count:
+        if self._error is not None and not self._buffer:
             raise self._error  # the producer has ended and reported it
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
@@ -151,7 +152,7 @@ class Pump:
         self._arm_timer()
         try:
             while True:
-                if self._buffer:
+                if self._buffer or self._head:
                     data = self._take_buffer()
                 elif self._finished:
                     break
@@ -175,11 +176,36 @@ class Pump:
 
     def _take_buffer(self) -> bytes:
         """What the producer has buffered, as one write: its text joined and encoded once."""
-        data = "".join(self._buffer).encode()
-        self._buffer.clear()
+        buffer = self._buffer
+        try:
+            data = (self._head + "".join(buffer)).encode()
+        except UnicodeEncodeError:
+            self._check_utf8()
+            data = (self._head + "".join(buffer)).encode()
+        self._head = ""
+        self._taken += len(buffer)
+        buffer.clear()
         self._size = 0
         _wake(self._producer_waiter)
         return data
+
+    def _check_utf8(self) -> None:
+        """Fail the stream at the first buffered item UTF-8 cannot carry (a lone surrogate), as if ``produce()`` had raised.
+
+        Checked per write, not per item: the items before it are written, it and those after it are dropped.
+        """
+        for index, text in enumerate(self._buffer):
+            try:
+                text.encode()
+            except UnicodeEncodeError as exc:
+                del self._buffer[index:]
+                if self._error is None:
+                    self._error = exc
+                if self.reason is None:
+                    self.reason = ERROR
+                if not self._finished:
+                    self._cancel_producer()
+                return
 
     async def _tail(self) -> str:
         """What ends the body, once the producer has finished."""
@@ -244,20 +270,14 @@ class Pump:
         on_started = self._on_started  # called once, after the first item the response carries
         try:
             async with aclosing(self._items) as items:
-                start = self._renderer.start()
-                if start:
-                    append(start)
-                    self._size += len(start)
+                self._head = self._renderer.start()
                 async for item in items:
                     data = render(item)
-                    if not data.isascii():
-                        data.encode()  # text that cannot be UTF-8 (a lone surrogate) fails here, as produce() would
                     # Not kept until the next item: on a slow stream it would age into the collector's
                     # oldest generation, and thousands of streams would make full collections frequent.
                     del item
                     append(data)
                     self._size += len(data)
-                    self._count += 1
                     if self._consumer_waiter is not None:
                         self._wake_consumer()
                     if self._size >= limit:
@@ -274,6 +294,8 @@ class Pump:
             self._error = exc
         finally:
             self._finished = True
+            if self.reason is None and self._error is None:
+                self._check_utf8()  # what the consumer has not taken yet: the end reported must be the one sent
             if self.reason is None:
                 self.reason = COMPLETED if self._error is None else ERROR
             self._wake_consumer()
@@ -346,7 +368,8 @@ class Pump:
             self._timer.cancel()
         if self._on_end is not None:
             duration = self.loop.time() - self._began if self.loop is not None else 0.0
-            await self._on_end(StreamEnd(self.reason or CLIENT_GONE, self._count, duration, self._error))
+            items = self._taken + len(self._buffer)
+            await self._on_end(StreamEnd(self.reason or CLIENT_GONE, items, duration, self._error))
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

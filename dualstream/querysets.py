@@ -199,17 +199,26 @@ class QuerySetView(DualModeView):
         """Each row, serialized; in SSE as an ``Event`` whose id is the row's key (other modes have no ids)."""
         queryset = self.stream_queryset()
         name = self._key_field(queryset).attname
-        serialize = self.serialize
+        # The default serialize() is the identity: not called then, as this loop runs once per row.
+        serialize = None if type(self).serialize is QuerySetView.serialize else self.serialize
         with_ids = self.mode is Mode.SSE
+        new = object.__new__
         async with aclosing(_chunks(queryset, self.chunk_size)) as chunks:
             async for rows in chunks:
-                if with_ids:
-                    for row in rows:
+                for row in rows:
+                    item = row if serialize is None else serialize(row)
+                    if with_ids:
                         key = row[name]
-                        yield Event(serialize(row), None, key if type(key) is int else str(key))  # positional: per row
-                else:
-                    for row in rows:
-                        yield serialize(row)
+                        if type(key) is int:
+                            # Event(item, id=key) without the call to Event.__init__: an int id needs no check.
+                            event = new(Event)
+                            event.data = item
+                            event.id = key
+                            event.event = event.retry = None
+                            item = event
+                        else:
+                            item = Event(item, id=str(key))
+                    yield item
 
     def _key_field(self, queryset: QuerySet[Any, Any]) -> Field[Any, Any]:
         meta = queryset.model._meta

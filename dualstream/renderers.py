@@ -7,10 +7,12 @@ item's text encodes (a lone surrogate does not) and join many into one write.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .events import Dumps, Event, data_field, data_of
+from .encoding import Dumps
+from .events import Event
 
 #: The ``id`` of the final ``done`` event. A browser's EventSource reconnects
 #: after every stream and sends the last id it saw: this one says the stream
@@ -26,6 +28,7 @@ def items_document(items: list[Any]) -> Any:
 
 
 _ITEMS_MARKER = "\0dualstream-items\0"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class Renderer:
@@ -69,23 +72,40 @@ class Renderer:
 
 
 class SSERenderer(Renderer):
-    """``text/event-stream``: items are events; the end is a ``done`` event, a failure an ``error`` event."""
+    """``text/event-stream``: items are events; the end is a ``done`` event, a failure an ``error`` event.
+
+    An ``Event`` is written with its fields; any other item as an event with only
+    ``data``. Data that is a ``str`` is sent as text, anything else as JSON.
+    """
 
     content_type = "text/event-stream; charset=utf-8"
     # A comment that ends no event block: a parser holding a last id dispatches nothing for it.
     keepalive = ": ping\n"
 
     def item(self, item: Any) -> str:
+        # One call per item and no helpers: a queryset streamed as SSE is one event per row.
         if isinstance(item, Event):
-            return item.encode(self.dumps)
-        return data_field(item, self.dumps) + "\n"
+            data, event, id, retry = item.data, item.event, item.id, item.retry
+        else:
+            data, event, id, retry = item, None, None, None
+        text = data if isinstance(data, str) else self.dumps(data)
+        if "\n" in text or "\r" in text:
+            text = "\ndata: ".join(_LINE_BREAK.split(text))  # a line each: a break would end the field
+        if event is None and retry is None:  # the common shapes, a queryset's rows among them
+            return f"data: {text}\n\n" if id is None else f"id: {id}\ndata: {text}\n\n"
+        head = "" if event is None else f"event: {event}\n"
+        if id is not None:
+            head += f"id: {id}\n"
+        if retry is not None:
+            head += f"retry: {retry}\n"
+        return f"{head}data: {text}\n\n"
 
     def end(self) -> str:
         # Named, so that onmessage handlers never see it.
-        return Event("", event="done", id=COMPLETED_ID).encode(self.dumps)
+        return SSERenderer.item(self, Event("", event="done", id=COMPLETED_ID))
 
     def error(self, payload: dict[str, Any]) -> str:
-        return Event(payload, event="error").encode(self.dumps)
+        return SSERenderer.item(self, Event(payload, event="error"))
 
     def cut(self, retry: int) -> str:
         # A field, not an event: it sets the reconnection delay as it is parsed, and the block it
@@ -105,7 +125,7 @@ class NDJSONRenderer(Renderer):
     content_type = "application/x-ndjson; charset=utf-8"
 
     def item(self, item: Any) -> str:
-        return self.dumps(data_of(item)) + "\n"
+        return self.dumps(item.data if isinstance(item, Event) else item) + "\n"  # data_of(), inline: once per row
 
     def error(self, payload: dict[str, Any]) -> str:
         return self.dumps(payload) + "\n"
@@ -143,7 +163,7 @@ class JSONArrayRenderer(Renderer):
         return opening + "["
 
     def item(self, item: Any) -> str:
-        text = self._separator + self.dumps(data_of(item))
+        text = self._separator + self.dumps(item.data if isinstance(item, Event) else item)  # data_of(), inline
         self._separator = ","
         return text
 

@@ -24,9 +24,9 @@ from django.utils.log import log_response
 from django.views import View
 
 from .conf import Setting
-from .encoding import compact_dumps
+from .encoding import Dumps, compact_dumps
 from .errors import error_body, exception_body
-from .events import Dumps, data_of
+from .events import Event
 from .lifecycle import streams
 from .negotiation import Mode, NegotiationError, negotiate
 from .pump import CLIENT_GONE, HEAD, Pump, StreamEnd
@@ -240,7 +240,7 @@ class DualModeView(View):
                             f"This answer has more than {limit} items: ask for a stream instead "
                             "(?stream=true, ?format=ndjson or Accept: text/event-stream)."
                         )
-                    data.append(data_of(item))
+                    data.append(item.data if isinstance(item, Event) else item)  # data_of(), inline: once per row
             content = self.dumps(self.get_batch_document(data)).encode()
         except Exception as exc:
             return await self.exception_response(exc)

@@ -1,4 +1,4 @@
-"""Event validation and SSE encoding, checked against a spec-conformant parser (httpx-sse)."""
+"""Event validation, and events as ``SSERenderer`` writes them, checked against a spec-conformant parser (httpx-sse)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from dualstream import Event
 from dualstream.encoding import compact_dumps
-from dualstream.events import data_field
+from dualstream.renderers import SSERenderer
 
 dumps = DjangoJSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+encode = SSERenderer(dumps).item
 
 
 def parse(text: str, chunk: int | None = None) -> list:
@@ -59,17 +60,17 @@ def test_non_string_name_or_id_is_a_type_error() -> None:
 
 
 def test_full_event_encoding_is_exact() -> None:
-    text = Event({"n": 1}, event="progress", id="7", retry=3000).encode(dumps)
+    text = encode(Event({"n": 1}, event="progress", id="7", retry=3000))
     assert text == 'event: progress\nid: 7\nretry: 3000\ndata: {"n":1}\n\n'
 
 
 def test_strings_are_text_and_everything_else_json() -> None:
-    assert data_field("hi", dumps) == "data: hi\n"
-    assert data_field('"quoted"', dumps) == 'data: "quoted"\n'
-    assert data_field(["a", 1], dumps) == 'data: ["a",1]\n'
-    assert data_field(None, dumps) == "data: null\n"
+    assert encode("hi") == "data: hi\n\n"
+    assert encode('"quoted"') == 'data: "quoted"\n\n'
+    assert encode(["a", 1]) == 'data: ["a",1]\n\n'
+    assert encode(None) == "data: null\n\n"
     value = {"d": datetime.date(2026, 1, 2), "x": decimal.Decimal("1.5")}
-    assert json.loads(data_field(value, dumps)[len("data: ") :]) == {"d": "2026-01-02", "x": "1.5"}
+    assert json.loads(encode(value)[len("data: ") : -2]) == {"d": "2026-01-02", "x": "1.5"}
 
 
 @pytest.mark.parametrize(
@@ -83,16 +84,16 @@ def test_strings_are_text_and_everything_else_json() -> None:
     ],
 )
 def test_data_is_split_on_every_line_break(data: str, lines: list[str]) -> None:
-    assert data_field(data, dumps) == "".join(f"data: {line}\n" for line in lines)
+    assert encode(data) == "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
 def test_empty_data_still_dispatches_an_event() -> None:
-    (event,) = parse(Event("").encode(dumps))
+    (event,) = parse(encode(Event("")))
     assert event.data == ""
 
 
 def test_no_bom_is_written_even_for_data_that_starts_with_one() -> None:
-    text = Event("\ufeffhello").encode(dumps)
+    text = encode(Event("\ufeffhello"))
     assert text.startswith("data: ")
     assert parse(text)[0].data == "\ufeffhello"
 
@@ -106,7 +107,7 @@ field_text = st.text().filter(lambda s: not any(c in s for c in "\r\n\0"))
 
 @given(data=st.text(), event=st.none() | field_text.filter(bool), id=st.none() | field_text)
 def test_any_string_round_trips_through_a_conformant_parser(data: str, event: str | None, id: str | None) -> None:
-    (parsed,) = parse(Event(data, event=event, id=id).encode(dumps))
+    (parsed,) = parse(encode(Event(data, event=event, id=id)))
     assert parsed.data == normalise(data)
     assert parsed.event == (event or "message")
     if id is not None:
@@ -118,7 +119,7 @@ def test_any_string_round_trips_through_a_conformant_parser(data: str, event: st
     chunk=st.integers(1, 7),
 )
 def test_a_stream_of_events_parses_back_in_any_chunking(items: list, chunk: int) -> None:
-    text = "".join(Event(item).encode(dumps) for item in items)
+    text = "".join(encode(Event(item)) for item in items)
     parsed = [e.data for e in parse(text, chunk)]
     assert parsed == [normalise(i) if isinstance(i, str) else dumps(i) for i in items]
 
@@ -126,8 +127,8 @@ def test_a_stream_of_events_parses_back_in_any_chunking(items: list, chunk: int)
 @pytest.mark.parametrize("key", [0, 7, 2**70])
 @pytest.mark.parametrize("data", [{"a": 1}, "two\nlines", ""])
 def test_an_int_id_is_written_as_its_decimal_text(key: int, data: object) -> None:
-    dumps = compact_dumps(DjangoJSONEncoder)
-    assert Event(data, id=key).encode(dumps) == Event(data, id=str(key)).encode(dumps)
+    encode = SSERenderer(compact_dumps(DjangoJSONEncoder)).item
+    assert encode(Event(data, id=key)) == encode(Event(data, id=str(key)))
 
 
 @pytest.mark.parametrize("key", [True, 1.5, b"7"])

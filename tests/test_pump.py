@@ -233,6 +233,22 @@ def test_an_item_that_cannot_be_utf8_fails_that_item_not_the_write() -> None:
     assert [e.reason for e in script.ends] == [ERROR]
 
 
+def test_an_item_that_cannot_be_utf8_ends_a_producer_that_is_still_running() -> None:
+    script = Script()
+
+    async def main() -> list[tuple[float, bytes]]:
+        # The bad item is written at t=0 while produce() waits to yield the next one: the write finds it.
+        return await read(script.pump(script.produce("ok", "lone \ud800", 5.0, "never"), NDJSONRenderer(dumps)))
+
+    writes = run(main)
+    lines = b"".join(chunk for _, chunk in writes).decode().splitlines()
+    assert json.loads(lines[0]) == "ok"
+    assert "surrogates not allowed" in json.loads(lines[1])["error"]["message"]
+    assert len(lines) == 2
+    assert script.finally_at == 0.0  # cancelled at once, not after its pause
+    assert [(e.reason, e.items) for e in script.ends] == [(ERROR, 1)]
+
+
 def test_a_client_that_leaves_while_prime_waits_closes_the_producer_first() -> None:
     script = Script()
 

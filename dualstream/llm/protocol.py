@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..events import data_field, data_of
+from ..events import data_of
 from ..renderers import SSERenderer
 
 _JSON_TYPES: dict[type, str] = {
@@ -308,10 +308,10 @@ class DataOnlySSERenderer(SSERenderer):
     done: ClassVar[str] = "[DONE]"
 
     def item(self, item: Any) -> str:
-        return data_field(data_of(item), self.dumps) + "\n"
+        return super().item(data_of(item))
 
     def end(self) -> str:
-        return data_field(self.done, self.dumps) + "\n"
+        return super().item(self.done)
 
     def error(self, payload: dict[str, Any]) -> str:
         return self.item(payload)
