@@ -6,6 +6,7 @@ section "Server-sent events"; ``renderers.SSERenderer`` writes events on the wir
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -17,7 +18,10 @@ class Event:
     Treat an event as immutable: assigning to a field would skip the validation.
     """
 
-    __slots__ = ("data", "event", "id", "retry")
+    __slots__ = ("data", "event", "id", "json", "retry")
+
+    #: The JSON text ``data`` was decoded from (``from_json()``), written as it is; None: encode ``data``.
+    json: str | None
 
     def __init__(
         self, data: Any, event: str | None = None, id: str | int | None = None, retry: int | None = None
@@ -33,6 +37,20 @@ class Event:
         self.event = event
         self.id = id
         self.retry = retry
+        self.json = None
+
+    @classmethod
+    def from_json(
+        cls, text: str, event: str | None = None, id: str | int | None = None, retry: int | None = None
+    ) -> Event:
+        """An event whose data is JSON text: ``data`` is its decoded value, and streams write the text itself.
+
+        For an event sent to many streams (a broadcast), or data that arrives as
+        JSON: it is encoded once, not once per stream. Invalid JSON raises ``ValueError``.
+        """
+        self = cls(json.loads(text), event, id, retry)
+        self.json = text
+        return self
 
     def __repr__(self) -> str:
         return f"Event(data={self.data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"

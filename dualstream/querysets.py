@@ -214,7 +214,7 @@ class QuerySetView(DualModeView):
                             event = new(Event)
                             event.data = item
                             event.id = key
-                            event.event = event.retry = None
+                            event.event = event.retry = event.json = None
                             item = event
                         else:
                             item = Event(item, id=str(key))

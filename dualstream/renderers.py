@@ -85,10 +85,13 @@ class SSERenderer(Renderer):
     def item(self, item: Any) -> str:
         # One call per item and no helpers: a queryset streamed as SSE is one event per row.
         if isinstance(item, Event):
-            data, event, id, retry = item.data, item.event, item.id, item.retry
+            data, event, id, retry, text = item.data, item.event, item.id, item.retry, item.json
         else:
-            data, event, id, retry = item, None, None, None
-        text = data if isinstance(data, str) else self.dumps(data)
+            data, event, id, retry, text = item, None, None, None, None
+        if isinstance(data, str):
+            text = data
+        elif text is None:
+            text = self.dumps(data)
         if "\n" in text or "\r" in text:
             text = "\ndata: ".join(_LINE_BREAK.split(text))  # a line each: a break would end the field
         if event is None and retry is None:  # the common shapes, a queryset's rows among them
@@ -125,7 +128,12 @@ class NDJSONRenderer(Renderer):
     content_type = "application/x-ndjson; charset=utf-8"
 
     def item(self, item: Any) -> str:
-        return self.dumps(item.data if isinstance(item, Event) else item) + "\n"  # data_of(), inline: once per row
+        if not isinstance(item, Event):
+            return self.dumps(item) + "\n"
+        text = item.json
+        if text is None or "\n" in text or "\r" in text:  # one line per value: not JSON text as laid out
+            text = self.dumps(item.data)
+        return text + "\n"
 
     def error(self, payload: dict[str, Any]) -> str:
         return self.dumps(payload) + "\n"
@@ -163,7 +171,10 @@ class JSONArrayRenderer(Renderer):
         return opening + "["
 
     def item(self, item: Any) -> str:
-        text = self._separator + self.dumps(item.data if isinstance(item, Event) else item)  # data_of(), inline
+        if isinstance(item, Event):
+            text = self._separator + (item.json or self.dumps(item.data))
+        else:
+            text = self._separator + self.dumps(item)
         self._separator = ","
         return text
 

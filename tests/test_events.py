@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dualstream import Event
 from dualstream.encoding import compact_dumps
-from dualstream.renderers import SSERenderer
+from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, SSERenderer
 
 dumps = DjangoJSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 encode = SSERenderer(dumps).item
@@ -135,3 +135,34 @@ def test_an_int_id_is_written_as_its_decimal_text(key: int, data: object) -> Non
 def test_an_id_that_is_neither_str_nor_int_is_refused(key: object) -> None:
     with pytest.raises(TypeError, match="must be a str"):
         Event({}, id=key)  # type: ignore[arg-type]
+
+
+def test_an_event_from_json_text_carries_the_decoded_value_and_is_written_as_the_text() -> None:
+    text = '{"b":1,"a":[1.50,"\\u00e9"]}'  # not as json.dumps() would write it: the text itself is sent
+    event = Event.from_json(text, id="1-0")
+    assert event == Event({"b": 1, "a": [1.5, "é"]}, id="1-0")
+    assert encode(event) == f"id: 1-0\ndata: {text}\n\n"
+    assert NDJSONRenderer(dumps).item(event) == text + "\n"
+    document = JSONArrayRenderer(dumps)
+    assert document.start() + document.item(event) + document.item(event) + document.end() == (
+        f'{{"items":[{text},{text}]}}'
+    )
+
+
+def test_json_text_laid_out_on_several_lines_stays_one_line_in_ndjson_and_valid_sse() -> None:
+    event = Event.from_json('{\n  "a": 1\r\n}')
+    assert NDJSONRenderer(dumps).item(event) == '{"a":1}\n'
+    (parsed,) = parse(encode(event))
+    assert json.loads(parsed.data) == {"a": 1}
+
+
+def test_a_string_from_json_is_sent_as_text_in_sse_as_any_string() -> None:
+    event = Event.from_json('"two\\nlines"')
+    assert event.data == "two\nlines"
+    assert encode(event) == encode(Event("two\nlines")) == "data: two\ndata: lines\n\n"
+    assert NDJSONRenderer(dumps).item(event) == '"two\\nlines"\n'
+
+
+def test_invalid_json_text_is_refused_when_the_event_is_built() -> None:
+    with pytest.raises(ValueError):
+        Event.from_json("{not json")

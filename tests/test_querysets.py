@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import ImproperlyConfigured
@@ -27,7 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
 from httpx_sse import connect_sse
 
-from dualstream import QuerySetView, aiterate, conf
+from dualstream import Event, QuerySetView, aiterate, conf
 
 from .conftest import http_scope
 from .models import Sample
@@ -429,3 +429,42 @@ def test_a_client_that_leaves_mid_export_releases_the_cursor_and_the_connection(
     # Then the connection itself is closed (CONN_MAX_AGE=0): no session idles, in a transaction or not.
     assert _wait_for(lambda: report.backend_pid not in dict(_pg_sessions())), _pg_sessions()
     assert all(state != "idle in transaction" for _, state in _pg_sessions())
+
+
+# What produce() yields ----------------------------------------------------------------------
+
+
+class _ById(QuerySetView):
+    queryset = Sample.objects.all()
+    fields = FIELDS
+
+
+class _ByTime(_ById):
+    key = "taken_at"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("view_class", "query", "keyed"),
+    [(_ById, "format=sse", "id"), (_ByTime, "format=sse", "taken_at"), (_ById, "format=ndjson", None)],
+)
+def test_in_sse_each_row_is_an_event_with_its_key_as_id_whatever_the_key(
+    rf: Any, view_class: type, query: str, keyed: str | None
+) -> None:
+    seed("default", 3)
+    rows = list(Sample.objects.order_by(keyed or "id").values(*FIELDS))
+    request = rf.get(f"/?{query}")
+    view = view_class()
+    view.setup(request)
+
+    async def produced() -> list[Any]:
+        async with aclosing(view.produce(request)) as items:
+            return [item async for item in items]
+
+    items = async_to_sync(produced)()
+    if keyed is None:
+        assert items == rows  # no ids outside SSE: the rows themselves
+    else:
+        key = (lambda row: row["id"]) if keyed == "id" else (lambda row: str(row[keyed]))
+        assert items == [Event(row, id=key(row)) for row in rows]
+        assert all(type(item) is Event and type(item.id) is type(key(rows[0])) for item in items)

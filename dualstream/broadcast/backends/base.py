@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
@@ -47,10 +46,10 @@ def parse_id(event_id: str) -> Key | None:
 
 
 def make_item(event_id: str, data: str, event: str | None) -> Item:
-    """A stored event as subscribers get it: the JSON text decoded once, shared by every subscriber."""
+    """A stored event as subscribers get it: decoded once, shared by every subscriber, written as stored."""
     key = parse_id(event_id)
     assert key is not None, event_id
-    return key, Event(json.loads(data), event=event, id=event_id)
+    return key, Event.from_json(data, event=event, id=event_id)
 
 
 class Backend(ABC):
