@@ -85,13 +85,12 @@ class SSERenderer(Renderer):
     def item(self, item: Any) -> str:
         # One call per item and no helpers: a queryset streamed as SSE is one event per row.
         if isinstance(item, Event):
-            data, event, id, retry, text = item.data, item.event, item.id, item.retry, item.json
+            data = item.data
+            text = data if isinstance(data, str) else item.json or self.dumps(data)
+            event, id, retry = item.event, item.id, item.retry
         else:
-            data, event, id, retry, text = item, None, None, None, None
-        if isinstance(data, str):
-            text = data
-        elif text is None:
-            text = self.dumps(data)
+            text = item if isinstance(item, str) else self.dumps(item)
+            event = id = retry = None
         if "\n" in text or "\r" in text:
             text = "\ndata: ".join(_LINE_BREAK.split(text))  # a line each: a break would end the field
         if event is None and retry is None:  # the common shapes, a queryset's rows among them
