@@ -17,7 +17,8 @@ subscribers), p50/p99 publish-to-receive latency, Redis connections the workers 
 less this process's), RSS growth per subscriber, the CPU the workers, the clients and the whole
 machine used while publishing (other work on the machine shows in the last), the workers' CPU
 per delivered event, and their garbage collections in that window. ``--held`` first counts the
-objects one event leaves alive per subscriber (``servers/gcstats.py``). Redis database 15, its
+objects one event leaves alive per subscriber (``servers/gcstats.py``); ``--warmup`` first publishes
+unmeasured for that long (the first fan-outs after the joins pay for their collections). Redis database 15, its
 keys deleted at the end; every wait has a timeout; the workers die with this process.
 """
 
@@ -152,7 +153,7 @@ async def held_per_event(workers: list[Server], subs: list[Subscriber], server: 
     return sum(n for h in held for n in h.values()) / len(subs)
 
 
-async def run(server: str, subscribers: int, rate: float, seconds: float, held: bool) -> dict[str, Any]:
+async def run(server: str, subscribers: int, rate: float, seconds: float, held: bool, warmup: float) -> dict[str, Any]:
     import redis
 
     settings_module, path, keys = SERVERS[server]
@@ -184,6 +185,11 @@ async def run(server: str, subscribers: int, rate: float, seconds: float, held: 
         rss = [w.rss_kib() for w in workers]
         connections = redis_clients(r) - base_clients
         held_objects = await held_per_event(workers, subs, server) if held else float("nan")
+        if warmup > 0:
+            # Not measured: the collections the joins' allocations have made due, the first fan-outs.
+            before = sum(s.events for s in subs)
+            warm = await run_publisher(server, "--rate", str(rate), "--seconds", str(warmup))
+            await wait_for(lambda: sum(s.events for s in subs) - before >= warm["published"] * subscribers, 30)
         latencies.clear()
         before = sum(s.events for s in subs)
 
@@ -240,7 +246,7 @@ async def main(args: argparse.Namespace) -> None:
         os.environ["BENCH_GC_THRESHOLD"] = args.gc_threshold  # read by servers/gcstats.py in the workers
     rows = []
     for n, rate in zip(args.subscribers, args.rate):
-        row = await run(args.server, n, rate, args.seconds, args.held)
+        row = await run(args.server, n, rate, args.seconds, args.held, args.warmup)
         rows.append(row)
         print(", ".join(f"{k} {v:,.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
     print(
@@ -263,6 +269,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=lambda s: [float(x) for x in s.split(",")], default=[100.0, 10.0],
                    help="events/s published, one per --subscribers entry (default 100,10)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=10.0, help="publishing window per run (default 10)")
+    p.add_argument("--warmup", type=float, default=0.0,
+                   help="publish at the rate this many seconds first, unmeasured (default 0)")  # fmt: skip
     p.add_argument("--held", action="store_true", help="first count the objects one event leaves alive")
     p.add_argument("--gc-threshold", help="gc.set_threshold() arguments for the workers, e.g. 700,10,100")
     return p.parse_args(argv)
