@@ -23,7 +23,7 @@ import inspect
 import logging
 import sys
 import threading
-from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from contextlib import aclosing
 from itertools import islice
 from typing import Any, TypeVar, cast
@@ -199,8 +199,9 @@ class QuerySetView(DualModeView):
         """Each row, serialized; in SSE as an ``Event`` whose id is the row's key (other modes have no ids)."""
         queryset = self.stream_queryset()
         name = self._key_field(queryset).attname
-        # The default serialize() is the identity: not called then, as this loop runs once per row.
-        serialize = None if type(self).serialize is QuerySetView.serialize else self.serialize
+        serialize: Callable[[dict[str, Any]], Any] | None = self.serialize
+        if getattr(serialize, "__func__", None) is QuerySetView.serialize:
+            serialize = None  # the default is the identity: not called, as this loop runs once per row
         with_ids = self.mode is Mode.SSE
         new = object.__new__
         async with aclosing(_chunks(queryset, self.chunk_size)) as chunks:

@@ -468,3 +468,25 @@ def test_in_sse_each_row_is_an_event_with_its_key_as_id_whatever_the_key(
         key = (lambda row: row["id"]) if keyed == "id" else (lambda row: str(row[keyed]))
         assert items == [Event(row, id=key(row)) for row in rows]
         assert all(type(item) is Event and type(item.id) is type(key(rows[0])) for item in items)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["subclass", "as_view"])
+def test_serialize_is_called_whether_overridden_or_given_to_as_view(rf: Any, how: str) -> None:
+    seed("default", 3)
+
+    def serialize(row: dict[str, Any]) -> Any:
+        return {"n": row["id"]}
+
+    if how == "subclass":
+        view: QuerySetView = type("Serialized", (_ById,), {"serialize": lambda self, row: serialize(row)})()
+    else:
+        view = _ById(serialize=serialize)  # what as_view(serialize=...) does with its initkwargs
+    request = rf.get("/?format=ndjson")
+    view.setup(request)
+
+    async def produced() -> list[Any]:
+        async with aclosing(view.produce(request)) as items:
+            return [item async for item in items]
+
+    assert async_to_sync(produced)() == [{"n": pk} for pk in Sample.objects.order_by("id").values_list("id", flat=True)]
