@@ -9,6 +9,7 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -482,6 +483,14 @@ def test_custom_producer_finally_runs_on_disconnect(engine: str, live_url: str) 
         wait_for(lambda: get_backend().fanout.topics() == [])
 
 
+def send_buffer_max() -> int:
+    """The most a TCP socket's send buffer may grow to (Linux: tcp_wmem's maximum); 4 MiB where unknown."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 * 1024 * 1024
+
+
 @pytest.mark.django_db(transaction=True)
 def test_overflow_ends_the_stream_without_done_and_the_client_resumes(engine: str, live_url: str) -> None:
     with override_settings(**TOPIC_URLS), configure(engine, BUFFER=3):
@@ -490,8 +499,10 @@ def test_overflow_ends_the_stream_without_done_and_the_client_resumes(engine: st
             "GET", f"{live_url}/topic/flood/?stream=1", headers={"Last-Event-ID": first}, timeout=10
         ) as r:
             stream = r.iter_raw()
-            # The client reads nothing while far more than the buffer and the socket hold is published.
-            ids = [publish("flood", {"n": n, "pad": "x" * 2000}) for n in range(1, 400)]
+            # The client reads nothing while far more than the buffer and the socket can hold is published:
+            # twice the largest send buffer the kernel may give the server's socket.
+            pad = 20_000
+            ids = [publish("flood", {"n": n, "pad": "x" * pad}) for n in range(1, 2 * send_buffer_max() // pad + 2)]
             body = b"".join(stream)  # the server ends the stream
         assert b"event: done" not in body and b"event: error" not in body
         seen = [line.split(b": ", 1)[1].decode() for line in body.splitlines() if line.startswith(b"id: ")]
