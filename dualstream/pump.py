@@ -194,7 +194,11 @@ class Pump:
 
         Checked per write, not per item: the items before it are written, it and those after it are dropped.
         """
+        if all(map(str.isascii, self._buffer)):  # O(1) per item: the common case, at every stream's end
+            return
         for index, text in enumerate(self._buffer):
+            if text.isascii():
+                continue
             try:
                 text.encode()
             except UnicodeEncodeError as exc:
