@@ -12,7 +12,7 @@ from contextlib import aclosing
 from functools import cached_property, update_wrapper
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.exceptions import BadRequest, ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIRequest
@@ -98,7 +98,9 @@ class DualModeView(View):
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
         require_async_generator(cls, "produce", "async def produce(self, request, *args, **kwargs): ... yield item")
         view = super().as_view(**initkwargs)
-        if inspect.iscoroutinefunction(cls.dispatch):
+        # asgiref's test, not inspect's: on Python 3.11 inspect misses the marker that Django's
+        # method_decorator() puts on the async dispatch() it wraps.
+        if iscoroutinefunction(cls.dispatch):
             return view
         return _with_sync_dispatch(cls, view, initkwargs)
 

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required, 
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin, UserPassesTestMixin
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import path
+from django.utils.decorators import method_decorator
 
 from dualstream import DualModeView, Event
 from dualstream.auth import require_user
@@ -58,6 +59,11 @@ class BlueTeam(HeaderRequired, Items):
     pass
 
 
+@method_decorator(login_required, name="dispatch")
+class MethodDecoratedLogin(Items):
+    """``login_required`` on ``dispatch()``, as Django's docs decorate class-based views."""
+
+
 class CheckedInProduce(DualModeView):
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         user = await require_user(request, perms=["auth.view_user"])
@@ -76,6 +82,7 @@ urlpatterns = [
     path("blue-team/", BlueTeam.as_view()),
     path("checked-in-produce/", CheckedInProduce.as_view()),
     path("decorated-login/", login_required(Items.as_view())),
+    path("method-decorated-login/", MethodDecoratedLogin.as_view()),
     path("decorated-permission/", permission_required("auth.view_user", raise_exception=True)(Items.as_view())),
     path("decorated-test/", user_passes_test(is_staff)(Items.as_view())),
 ]

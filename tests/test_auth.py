@@ -96,6 +96,8 @@ def assert_json_403(status: int, headers: dict[str, str], body: str) -> None:
         ("checked-in-produce/", "alice", 403),
         ("decorated-login/", None, "login"),
         ("decorated-login/", "alice", "alice"),
+        ("method-decorated-login/", None, "login"),
+        ("method-decorated-login/", "alice", "alice"),
         ("decorated-permission/", "alice", 403),
         ("decorated-permission/", "bob", "bob"),
         ("decorated-test/", "alice", "login"),

@@ -228,3 +228,14 @@ def test_a_client_error_is_a_warning_without_traceback(client: Client, caplog: p
         client.get("/count/?fail=404")
     (record,) = [r for r in caplog.records if r.name == "django.request"]
     assert record.levelno == logging.WARNING and record.exc_info is None
+
+
+def test_django_decorators_on_dispatch_work_on_every_python() -> None:
+    # method_decorator marks its wrapper with asgiref's markcoroutinefunction, which Python 3.11's
+    # inspect.iscoroutinefunction() does not see: the view took dispatch() for sync and every request was a 500.
+    strict = Client(enforce_csrf_checks=True)
+    for path in ("/count-decorated/?n=2", "/count-decorated/?n=2&format=ndjson"):
+        response = strict.post(path)
+        assert response.status_code == 200, body(response)
+        assert "no-cache" in response["Cache-Control"]  # never_cache ran too
+    assert strict.post("/count-decorated/?n=2").json() == {"items": [{"i": 0}, {"i": 1}]}

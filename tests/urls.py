@@ -8,6 +8,7 @@ urlpatterns = [
     path("count-sse/", views.CountView.as_view(default_mode="sse"), name="count-sse"),
     path("count-streamed/", views.CountView.as_view(batch_streaming=True), name="count-streamed"),
     path("count-csrf-exempt/", csrf_exempt(views.CountView.as_view())),
+    path("count-decorated/", views.DecoratedDispatchView.as_view()),
     path("mixed/", views.MixedView.as_view()),
     path("endless/", views.EndlessView.as_view()),
     path("slow-start/", views.SlowStartView.as_view(heartbeat=0.1)),

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
-from django.views.decorators.csrf import ensure_csrf_cookie
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from dualstream import DualModeView, Event, int_id
 
@@ -53,6 +55,11 @@ class CountView(ProbedView):
             yield {"i": i}
         if fail and after >= n:
             raise ERRORS[fail]
+
+
+@method_decorator([csrf_exempt, never_cache], name="dispatch")
+class DecoratedDispatchView(CountView):
+    """``CountView`` with Django's decorators on ``dispatch()``, as its docs show for class-based views."""
 
 
 class MixedView(DualModeView):
