@@ -34,9 +34,13 @@ def status_for(exc: Exception) -> int:
 def error_body(
     status: int, message: str | None = None, *, exc: BaseException | None = None, debug: bool = False
 ) -> dict[str, Any]:
-    """``{"error": {"status", "message"}}``; with ``debug``, the exception's type and traceback too."""
+    """``{"error": {"status", "message"}}``; with ``debug``, a server error's type and traceback too.
+
+    Only for a 5xx: a client's error (a 403 from an auth mixin, say) is the client's business, and its
+    traceback would show the internals of the code that refused, not a fault to debug.
+    """
     error: dict[str, Any] = {"status": status, "message": message or HTTPStatus(status).phrase}
-    if debug and exc is not None:
+    if debug and exc is not None and status >= 500:
         error["type"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
         error["traceback"] = "".join(traceback.format_exception(exc))
     return {"error": error}

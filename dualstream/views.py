@@ -179,9 +179,15 @@ class DualModeView(View):
             return self.error_response(*self.get_error_body(self._refusal))
         renderer = self.get_renderer()
         if renderer.completed(self.last_event_id):
-            return HttpResponse(status=204)  # a client reconnecting after the end: a browser stops on 204
-        if self.mode is Mode.JSON and not (self.batch_streaming or head):
-            return await self.batch_response(self.produce(self.request, *args, **kwargs))
+            # A client reconnecting after the end: a browser stops on 204. Typed as the stream it asked
+            # for, so that SSE clients (httpx-sse) read an empty stream rather than refuse an HTML answer.
+            return HttpResponse(status=204, content_type=renderer.content_type)
+        if self.mode is Mode.JSON and not self.batch_streaming:
+            if not head:
+                return await self.batch_response(self.produce(self.request, *args, **kwargs))
+            # HEAD of a buffered batch: nothing rendered is sent, and the view's document need not be one
+            # that can be streamed (ModelDetailView's is its one item), so the items are primed as a plain list.
+            renderer = JSONArrayRenderer(self.dumps)
         if streams.stopping or (self.max_streams is not None and len(streams) >= self.max_streams):
             return self.unavailable()
 

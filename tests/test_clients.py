@@ -60,3 +60,14 @@ def test_curl_reads_every_mode(live_url: str, query: str, parse: object) -> None
         timeout=20,
     ).stdout
     assert parse(out) == [{"i": i} for i in range(3)]  # type: ignore[operator]
+
+
+def test_httpx_sse_reconnecting_after_done_sees_an_empty_stream_not_an_error(live_url: str) -> None:
+    # The 204 that tells a browser to stop was typed text/html: httpx-sse raised SSEError on it.
+    headers = {"Last-Event-ID": "dualstream-completed"}
+    with (
+        httpx.Client(base_url=live_url, timeout=10) as client,
+        connect_sse(client, "GET", PACED, headers=headers) as source,
+    ):
+        assert source.response.status_code == 204
+        assert list(source.iter_sse()) == []

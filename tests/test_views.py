@@ -239,3 +239,24 @@ def test_django_decorators_on_dispatch_work_on_every_python() -> None:
         assert response.status_code == 200, body(response)
         assert "no-cache" in response["Cache-Control"]  # never_cache ran too
     assert strict.post("/count-decorated/?n=2").json() == {"items": [{"i": 0}, {"i": 1}]}
+
+
+def test_head_on_a_view_whose_batch_document_does_not_hold_the_items_list(client: Client) -> None:
+    # ModelDetailView's document is its one item, not {"items": [...]}: HEAD primed it as a streamed document.
+    url = "/llm/auth/v1/models/dualstream-demo"
+    headers = {"Authorization": "Bearer sk-test"}
+    get = client.get(url, headers=headers)
+    assert get.status_code == 200 and get.json()["id"] == "dualstream-demo"
+    head = client.head(url, headers=headers)
+    assert (head.status_code, head["Content-Type"], head.content) == (200, "application/json", b"")
+    assert client.head("/llm/auth/v1/models/nothing", headers=headers).status_code == 404
+
+
+def test_a_403_under_debug_carries_no_traceback_a_500_does(client: Client) -> None:
+    with override_settings(DEBUG=True):
+        refused = client.get("/count/?fail=403&stream=1").json()["error"]
+        mixin = client.get("/auth/login-required-403/?format=sse").json()["error"]  # LoginRequiredMixin's refusal
+        failed = client.get("/count/?fail=500&stream=1").json()["error"]
+    assert refused == {"status": 403, "message": "Not yours."}  # the client's error: what the view said, no internals
+    assert mixin == {"status": 403, "message": "Forbidden"}  # was 1.7 KB of the mixin's traceback
+    assert "Traceback" in failed["traceback"] and failed["type"] == "builtins.RuntimeError"
