@@ -102,7 +102,8 @@ class Pump:
         self._keepalive_due = False
         self._started = False  # the response has started: the consumer iterates
         self._reported = False
-        self._cancelled = False
+        self._cancelled = False  # the producer has been told to stop
+        self._running = False  # the producer task has taken its first step
 
     @property
     def iterated(self) -> bool:
@@ -242,20 +243,37 @@ class Pump:
         """Cut the stream for ``reason`` from the pump's loop: the renderer's cut is its last write.
 
         A consumer stuck in a write to a client that reads nothing is cancelled too: no write can reach it.
+        Never the task calling this: it is not stuck in a write, it is here.
         """
         if self.reason is not None:
             return
         self.reason = reason
         self._cancel_producer()
-        if self._away_since is not None and self._consumer is not None:
-            self._consumer.cancel()
+        consumer = self._consumer
+        if self._away_since is not None and consumer is not None and consumer is not asyncio.current_task():
+            consumer.cancel()
+
+    def release(self) -> None:
+        """The response is closed, from the pump's loop: nobody reads on, so end the stream for a gone client.
+
+        Whoever iterated the body has stopped (a test client breaks out of it, then closes the
+        response): it is not stuck in a write, and must not be cancelled, now or by a later timeout.
+        """
+        self._consumer = None
+        self._away_since = None
+        self.interrupt(CLIENT_GONE)
 
     def _cancel_producer(self) -> None:
-        """Cancel the producer task, once: a second cancellation would cut its ``finally`` short."""
+        """Cancel the producer task, once: a second cancellation would cut its ``finally`` short.
+
+        A task that has not taken its first step is not cancelled: its coroutine would never start, so
+        its ``finally`` (which reports the end) would never run. It sees ``_cancelled`` when it starts.
+        """
         task = self._task
         if task is not None and not task.done() and not self._cancelled:
             self._cancelled = True
-            task.cancel()
+            if self._running:
+                task.cancel()
 
     def _ensure_started(self) -> None:
         if self._task is None:
@@ -272,7 +290,12 @@ class Pump:
         limit = self._limit
         loop = asyncio.get_running_loop()
         on_started = self._on_started  # called once, after the first item the response carries
+        self._running = True
+        returned = False  # produce() returned: only then is the end "completed"
         try:
+            if self._cancelled:  # ended before this first step (_cancel_producer): produce() never runs
+                await self._items.aclose()
+                return
             async with aclosing(self._items) as items:
                 self._head = self._renderer.start()
                 async for item in items:
@@ -290,6 +313,7 @@ class Pump:
                     if on_started is not None and self._started:
                         callback, on_started = on_started, None
                         await callback()
+            returned = True
         except Reconnect as exc:
             self.reason = RECONNECT
             if exc.retry is not None:
@@ -301,7 +325,8 @@ class Pump:
             if self.reason is None and self._error is None:
                 self._check_utf8()  # what the consumer has not taken yet: the end reported must be the one sent
             if self.reason is None:
-                self.reason = COMPLETED if self._error is None else ERROR
+                # A cancellation nobody asked the pump for (the loop's teardown) is no completion.
+                self.reason = ERROR if self._error is not None else COMPLETED if returned else CLIENT_GONE
             self._wake_consumer()
             await self._report()
 

@@ -138,8 +138,8 @@ def _close_unsent(pump: Pump) -> None:
         asyncio.get_running_loop()
     except RuntimeError:
         async_to_sync(pump.aclose)(CLIENT_GONE)
-    else:  # closed from async code, which cannot block: the pump's task closes it
-        pump.interrupt(CLIENT_GONE)
+    else:  # closed from async code, which cannot block: the pump's task closes it, and no reader is waited for
+        pump.release()
 
 
 def _dropped(pump_ref: weakref.ref[Pump]) -> None:

@@ -321,6 +321,59 @@ def test_shutdown_cuts_an_open_stream_with_a_retry_hint() -> None:
     assert [e.reason for e in script.ends] == [SHUTDOWN]
 
 
+def test_an_interrupt_before_the_producers_first_step_still_ends_and_reports_the_stream() -> None:
+    # The race of issue 26: end_streams() (from another thread) lands after the producer task is created,
+    # before its first step. Cancelling that task kept its coroutine from ever starting: no finally, no
+    # report, and chunks() waited forever (here: a deadlock, as keep-alives are off).
+    script = Script()
+
+    async def main() -> tuple[str, list[asyncio.Task[Any]]]:
+        pump = script.pump(script.produce("a", 1000.0, "b"), keepalive=None)
+        asyncio.get_running_loop().call_soon(pump.interrupt, SHUTDOWN)
+        body = text(await read(pump))
+        return body, [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    body, left = run(main)
+    assert body == "retry: 1000\n"  # the cut, and nothing of a produce() that never ran
+    assert not script.started and left == []
+    assert [(e.reason, e.items) for e in script.ends] == [(SHUTDOWN, 0)]
+
+
+def test_a_producer_cancelled_by_anyone_else_is_not_reported_completed() -> None:
+    # The loop's teardown cancels every task, the producer's among them: that is no normal end.
+    script = Script()
+
+    async def main() -> None:
+        pump = script.pump(script.produce("a", 1000.0, "b"))
+        await pump.prime()
+        assert pump._task is not None
+        pump._task.cancel()
+        await asyncio.wait([pump._task])
+
+    run(main)
+    assert script.finally_at == 0.0
+    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 1)]
+
+
+def test_the_task_that_closes_the_response_it_stopped_reading_is_not_cancelled() -> None:
+    # A test client breaks out of the body, then closes the response (StreamResponse.close() -> release()):
+    # the pump took the caller, whose last read left it "away", for a consumer stuck in a write.
+    script = Script()
+
+    async def main() -> str:
+        pump = script.pump(script.produce("a", 1000.0, "b"), send_timeout=5.0)
+        await pump.prime()
+        body = pump.chunks()
+        first = await anext(body)
+        pump.release()
+        await asyncio.sleep(10.0)  # the caller goes on awaiting, past the send timeout: not cancelled
+        return first.decode()
+
+    assert run(main) == "data: a\n\n"
+    assert script.finally_at == 0.0
+    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 1)]
+
+
 def test_reconnect_raised_by_the_producer_cuts_with_its_retry() -> None:
     script = Script()
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.test.utils import override_settings
 
-from dualstream import DualModeView
+from dualstream import DualModeView, stream_finished
 
 from .probes import new_probe
 
@@ -260,3 +262,42 @@ def test_a_403_under_debug_carries_no_traceback_a_500_does(client: Client) -> No
     assert refused == {"status": 403, "message": "Not yours."}  # the client's error: what the view said, no internals
     assert mixin == {"status": 403, "message": "Forbidden"}  # was 1.7 KB of the mixin's traceback
     assert "Traceback" in failed["traceback"] and failed["type"] == "builtins.RuntimeError"
+
+
+async def tasks_left(timeout: float = 5.0) -> list[asyncio.Task[Any]]:
+    """The other tasks of this loop that are still running after ``timeout`` (the producer reports its end
+    from its own ``finally``, so it may take a last step after the report)."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if not others:
+        return []
+    _, pending = await asyncio.wait(others, timeout=timeout)
+    return list(pending)
+
+
+def test_closing_an_async_client_response_after_breaking_out_of_it_does_not_cancel_the_caller() -> None:
+    # StreamResponse.close() -> Pump.interrupt() cancelled the task that last read the body: the test's own.
+    token, probe = new_probe()
+    ended: list[str] = []
+
+    async def scenario() -> list[asyncio.Task[Any]]:
+        finished = asyncio.Event()
+
+        async def on_finished(sender: type, reason: str, **kwargs: Any) -> None:
+            ended.append(reason)
+            finished.set()
+
+        stream_finished.connect(on_finished)
+        try:
+            response = await AsyncClient().get(f"/endless/?stream=1&probe={token}")
+            async for chunk in response.streaming_content:  # type: ignore[attr-defined]
+                assert chunk.startswith(b"data: ")
+                break
+            response.close()
+            await asyncio.wait_for(finished.wait(), 5)  # raised CancelledError here
+        finally:
+            stream_finished.disconnect(on_finished)
+        return await tasks_left()
+
+    assert asyncio.run(scenario()) == []
+    assert probe.finished.is_set() and probe.exit in ("cancelled", "closed")
+    assert ended == ["client_gone"]
