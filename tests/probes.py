@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -62,3 +63,13 @@ def new_probe() -> tuple[str, Probe]:
 def get_probe(token: str | None) -> Probe:
     with _lock:
         return _probes.setdefault(token or "", Probe())
+
+
+async def tasks_left(timeout: float = 5.0) -> list[asyncio.Task[Any]]:
+    """The other tasks of this loop that are still running after ``timeout`` (the producer reports its end
+    from its own ``finally``, so it may take a last step after the report)."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if not others:
+        return []
+    _, pending = await asyncio.wait(others, timeout=timeout)
+    return list(pending)

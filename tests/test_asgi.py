@@ -8,14 +8,18 @@ from typing import Any
 
 import pytest
 from asgiref.sync import markcoroutinefunction
+from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponseBase
 from django.test import override_settings
 
-from .conftest import http_scope
-from .probes import new_probe
+from dualstream import stream_finished
+from dualstream.asgi import get_asgi_application as dualstream_asgi_application
+
+from .conftest import http_scope, raw_request, read_until, serve
+from .probes import new_probe, tasks_left
 
 
 class MarksStreamedChunks:
@@ -83,3 +87,68 @@ def test_a_disconnect_while_send_blocks_still_closes_produce_before_the_request_
     assert bodies[0].startswith(MarksStreamedChunks.MARK) is replaced
     assert probe.exit in ("cancelled", "closed")
     assert finished_first == [True]
+
+
+@pytest.mark.parametrize("path", ["/endless/", "/slow-start-no-hb/"], ids=["streaming", "priming"])
+def test_a_request_the_server_cancels_ends_its_stream_before_the_cancellation_returns(path: str) -> None:
+    # Django's ASGIHandler leaves the view's task running when its own is cancelled (uvicorn's graceful
+    # shutdown timeout, hypercorn at shutdown, a test's loop): produce() went on for a client that was gone.
+    token, probe = new_probe()
+    ended: list[str] = []
+    finished: list[bool] = []  # at request_finished: had produce()'s finally already run?
+
+    async def on_end(sender: type, reason: str, **kwargs: Any) -> None:
+        ended.append(reason)
+
+    def on_finished(**kwargs: Any) -> None:
+        finished.append(probe.finished.is_set())
+
+    async def scenario() -> list[asyncio.Task[Any]]:
+        communicator = ApplicationCommunicator(
+            dualstream_asgi_application(), http_scope(path, f"probe={token}&stream=1&delay=100")
+        )
+        await communicator.send_input({"type": "http.request", "body": b""})
+        if path == "/endless/":
+            assert (await communicator.receive_output(5))["status"] == 200
+            assert (await communicator.receive_output(5))["body"].startswith(b"data: ")
+        else:  # cancelled while the view waits for a first item that is 100 s away
+            await asyncio.get_running_loop().run_in_executor(None, probe.started.wait, 5)
+        communicator.future.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await communicator.future
+        assert probe.finished.is_set()  # already: not at the loop's teardown
+        return await tasks_left()
+
+    stream_finished.connect(on_end)
+    request_finished.connect(on_finished, weak=False)
+    try:
+        assert asyncio.run(scenario()) == []
+    finally:
+        stream_finished.disconnect(on_end)
+        request_finished.disconnect(on_finished)
+    assert probe.exit in ("cancelled", "closed")  # closed: paused on a full buffer, between two items
+    assert ended == ["client_gone"] and finished == [True]
+
+
+def test_uvicorns_graceful_shutdown_timeout_ends_the_stream_once_and_not_as_completed() -> None:
+    # uvicorn waits timeout_graceful_shutdown (2 s in serve()) for the open stream, cancels the request's
+    # task, and returns: the loop's teardown then cancels every task at once, Django's among them, so no
+    # request_finished can be promised here (dualstream's own SIGTERM handling cuts streams before that
+    # window). What is promised: produce()'s finally runs before the server is gone, the end is reported
+    # once, and not as "completed" (a producer cancelled by the teardown was reported so).
+    token, probe = new_probe()
+    ended: list[str] = []
+
+    async def on_end(sender: type, reason: str, **kwargs: Any) -> None:
+        ended.append(reason)
+
+    stream_finished.connect(on_end)
+    try:
+        with serve(dualstream_asgi_application()) as url:
+            sock = raw_request(url, f"/endless/?stream=1&probe={token}")  # read once, then never again
+            read_until(sock, b"data: ")
+        sock.close()
+    finally:
+        stream_finished.disconnect(on_end)
+    assert probe.finished.is_set() and probe.exit in ("cancelled", "closed")  # closed: paused on a full buffer
+    assert ended == ["client_gone"]

@@ -14,7 +14,7 @@ from django.test.utils import override_settings
 
 from dualstream import DualModeView, stream_finished
 
-from .probes import new_probe
+from .probes import new_probe, tasks_left
 
 
 @pytest.fixture
@@ -262,16 +262,6 @@ def test_a_403_under_debug_carries_no_traceback_a_500_does(client: Client) -> No
     assert refused == {"status": 403, "message": "Not yours."}  # the client's error: what the view said, no internals
     assert mixin == {"status": 403, "message": "Forbidden"}  # was 1.7 KB of the mixin's traceback
     assert "Traceback" in failed["traceback"] and failed["type"] == "builtins.RuntimeError"
-
-
-async def tasks_left(timeout: float = 5.0) -> list[asyncio.Task[Any]]:
-    """The other tasks of this loop that are still running after ``timeout`` (the producer reports its end
-    from its own ``finally``, so it may take a last step after the report)."""
-    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    if not others:
-        return []
-    _, pending = await asyncio.wait(others, timeout=timeout)
-    return list(pending)
 
 
 def test_closing_an_async_client_response_after_breaking_out_of_it_does_not_cancel_the_caller() -> None:
