@@ -50,4 +50,7 @@ def exception_body(exc: Exception, *, debug: bool) -> tuple[int, dict[str, Any]]
     """The status and JSON body for ``exc``; its message is shown only if meant for the client, or in debug."""
     status = status_for(exc)
     shown = debug or isinstance(exc, (NegotiationError, *(cls for cls, _ in _CLIENT_ERRORS)))
-    return status, error_body(status, str(exc) if shown else None, exc=exc, debug=debug)
+    body = error_body(status, str(exc) if shown else None, exc=exc, debug=debug)
+    if isinstance(exc, NegotiationError) and exc.allowed:
+        body["error"]["allowed"] = [mode.value for mode in exc.allowed]  # what to ask for instead
+    return status, body

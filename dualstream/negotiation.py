@@ -6,7 +6,7 @@ Order of precedence: an explicit ``stream`` or ``format`` parameter, then
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from enum import Enum
 
 
@@ -37,17 +37,33 @@ _STREAM_VALUES = {
 class NegotiationError(ValueError):
     """The request asked for something this endpoint cannot answer; ``status`` says how to refuse."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, allowed: Collection[Mode] = ()) -> None:
         super().__init__(message)
         self.status = status
+        #: The modes the endpoint answers, when it refused for want of one of them (406).
+        self.allowed = tuple(allowed)
 
 
-def negotiate(query: Mapping[str, Sequence[str]], accept: str, default: Mode) -> Mode:
-    """The mode for a request: ``query`` maps each parameter to its values (a ``QueryDict`` does)."""
+def negotiate(
+    query: Mapping[str, Sequence[str]], accept: str, default: Mode, allowed: Collection[Mode] | None = None
+) -> Mode:
+    """The mode for a request: ``query`` maps each parameter to its values (a ``QueryDict`` does).
+
+    ``allowed``: the modes the endpoint answers (``default`` among them); asking for another one,
+    by parameter or by an ``Accept`` that wants only others, is refused with a 406. None: every mode.
+    """
+    allowed = tuple(Mode) if allowed is None else tuple(allowed)
     explicit = _from_query(query)
-    if explicit is not None:
-        return explicit
-    return _from_accept(accept, default)
+    if explicit is None:
+        return _from_accept(accept, default, allowed)
+    if explicit not in allowed:
+        raise _not_acceptable(f"This endpoint does not answer {explicit.value}", allowed)
+    return explicit
+
+
+def _not_acceptable(message: str, allowed: Sequence[Mode]) -> NegotiationError:
+    names = ", ".join(mode.value for mode in allowed)
+    return NegotiationError(f"{message}; it answers {names}.", status=406, allowed=allowed)
 
 
 def _from_query(query: Mapping[str, Sequence[str]]) -> Mode | None:
@@ -80,7 +96,7 @@ def _values(query: Mapping[str, Sequence[str]], name: str) -> Sequence[str]:
     return [value] if isinstance(value, str) else value
 
 
-def _from_accept(accept: str, default: Mode) -> Mode:
+def _from_accept(accept: str, default: Mode, allowed: Sequence[Mode]) -> Mode:
     ranges = parse_accept(accept)
     if not ranges:
         return default
@@ -92,19 +108,23 @@ def _from_accept(accept: str, default: Mode) -> Mode:
             spec, q = max(matches)
             scores[mode] = (q, spec)
     wanted = [mode for mode, (q, _) in scores.items() if q > 0]
-    if wanted:
+    usable = [mode for mode in wanted if mode in allowed]
+    if usable:
         # Highest q; then the most specific match; then the view's default; then declaration order.
         order = list(Mode)
-        return max(wanted, key=lambda m: (*scores[m], m is default, -order.index(m)))
+        return max(usable, key=lambda m: (*scores[m], m is default, -order.index(m)))
+    if wanted:  # it asks only for what this endpoint does not answer (application/json of a stream-only view)
+        raise _not_acceptable("The Accept header asks for " + ", ".join(MEDIA_TYPES[m] for m in wanted), allowed)
     refused = {mode for mode, (q, _) in scores.items() if q == 0}
     if default not in refused:
         return default  # Accept names nothing we serve (e.g. only text/html): answer as usual.
-    for mode in Mode:
+    for mode in allowed:
         if mode not in refused:
             return mode
     raise NegotiationError(
-        "The Accept header refuses every available format: " + ", ".join(MEDIA_TYPES.values()),
+        "The Accept header refuses every available format: " + ", ".join(MEDIA_TYPES[m] for m in allowed),
         status=406,
+        allowed=allowed,
     )
 
 

@@ -7,7 +7,7 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from functools import cached_property, update_wrapper
 from typing import Any
@@ -58,7 +58,11 @@ class DualModeView(View):
 
     #: Seconds of silence before a keep-alive; None disables.
     heartbeat = Setting[float | None]("HEARTBEAT")
-    #: The mode when neither a parameter nor ``Accept`` decides: ``"json"``, ``"sse"`` or ``"ndjson"``.
+    #: The modes this view answers, e.g. ``(Mode.SSE, Mode.NDJSON)`` for an endless stream; another is a JSON 406.
+    #: None: every mode.
+    modes: Sequence[Mode | str] | None = None
+    #: The mode when neither a parameter nor ``Accept`` decides: ``"json"``, ``"sse"`` or ``"ndjson"``;
+    #: the first of ``modes`` if it is not one of them.
     default_mode = Setting[str]("DEFAULT_MODE")
     #: The ``json.JSONEncoder`` subclass for every JSON value written.
     json_encoder = Setting[type[json.JSONEncoder]]("JSON_ENCODER")
@@ -97,6 +101,14 @@ class DualModeView(View):
     @classonlymethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
         require_async_generator(cls, "produce", "async def produce(self, request, *args, **kwargs): ... yield item")
+        modes = initkwargs.get("modes", cls.modes)
+        if modes is not None:
+            try:
+                if not [Mode(mode) for mode in modes]:
+                    raise ValueError("it is empty")
+            except ValueError as exc:
+                names = ", ".join(repr(mode.value) for mode in Mode)
+                raise ImproperlyConfigured(f"{cls.__qualname__}.modes: {exc}. Use some of {names}.") from None
         view = super().as_view(**initkwargs)
         # asgiref's test, not inspect's: on Python 3.11 inspect misses the marker that Django's
         # method_decorator() puts on the async dispatch() it wraps.
@@ -110,7 +122,7 @@ class DualModeView(View):
         try:
             self.mode = self.get_mode()
         except NegotiationError as exc:  # answered by respond(), as the view's own error
-            self.mode, self._refusal = Mode(self.default_mode), exc
+            self.mode, self._refusal = self._modes[0], exc
 
     # django-stubs types View's methods as sync only: an async view overrides them with coroutines.
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
@@ -146,7 +158,15 @@ class DualModeView(View):
     def get_mode(self) -> Mode:
         """The mode this request asks for; raise ``NegotiationError`` to refuse it. Called once, by ``setup()``."""
         request = self.request
-        return negotiate(request.GET, request.META.get("HTTP_ACCEPT", ""), Mode(self.default_mode))
+        modes = self._modes
+        return negotiate(request.GET, request.META.get("HTTP_ACCEPT", ""), modes[0], modes)
+
+    @cached_property
+    def _modes(self) -> tuple[Mode, ...]:
+        """``modes`` (every mode if None), the default first: ``default_mode`` if it is one of them."""
+        modes = tuple(Mode) if self.modes is None else tuple(Mode(mode) for mode in self.modes)
+        default = Mode(self.default_mode)
+        return (default, *(m for m in modes if m is not default)) if default in modes else modes
 
     def get_renderer(self) -> Renderer:
         """The renderer for this request's mode, from ``renderer_classes``."""

@@ -103,3 +103,40 @@ def test_a_plain_mapping_works_too() -> None:
 
 def test_parse_accept_skips_malformed_ranges() -> None:
     assert parse_accept("a/b;q=0.5, nonsense, /x, c/d;level=1, e/f;q=x") == [("a/b", 0.5), ("c/d", 1.0)]
+
+
+STREAMS = (SSE, NDJSON)
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "expected"),
+    [
+        ("", "", SSE),
+        ("", "*/*", SSE),
+        ("", BROWSER, SSE),
+        ("", "text/html", SSE),
+        ("", "application/json, application/x-ndjson;q=0.1", NDJSON),  # the one it answers, however low
+        ("", "application/*", NDJSON),
+        ("", "text/event-stream;q=0", NDJSON),
+        ("format=ndjson", "application/json", NDJSON),
+    ],
+)
+def test_a_view_that_answers_some_modes_picks_among_them(query: str, accept: str, expected: Mode) -> None:
+    assert negotiate(QueryDict(query), accept, SSE, STREAMS) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "accept"),
+    [
+        ("format=json", ""),
+        ("stream=0", "text/event-stream"),
+        ("", "application/json"),  # asks only for what the view does not answer
+        ("", "text/event-stream;q=0, application/x-ndjson;q=0"),  # refuses all it answers
+    ],
+)
+def test_asking_a_view_for_a_mode_it_does_not_answer_is_a_406_naming_those_it_does(query: str, accept: str) -> None:
+    with pytest.raises(NegotiationError) as info:
+        negotiate(QueryDict(query), accept, SSE, STREAMS)
+    assert info.value.status == 406
+    assert info.value.allowed == STREAMS
+    assert "sse, ndjson" in str(info.value) or "text/event-stream, application/x-ndjson" in str(info.value)

@@ -291,3 +291,65 @@ def test_closing_an_async_client_response_after_breaking_out_of_it_does_not_canc
     assert asyncio.run(scenario()) == []
     assert probe.finished.is_set() and probe.exit in ("cancelled", "closed")
     assert ended == ["client_gone"]
+
+
+def test_a_stream_only_view_refuses_a_batch_with_a_json_406_naming_its_modes(client: Client) -> None:
+    token, probe = new_probe()
+    for asked in (
+        {"path": f"/endless-stream-only/?format=json&probe={token}"},
+        {"path": "/count-stream-only/?stream=0"},
+    ):
+        response = client.get(**asked)
+        assert response.status_code == 406
+        assert response.json() == {
+            "error": {
+                "status": 406,
+                "message": "This endpoint does not answer json; it answers sse, ndjson.",
+                "allowed": ["sse", "ndjson"],
+            }
+        }
+        assert "Accept" in response["Vary"]
+    assert not probe.started.is_set()  # refused before produce() ran: an endless batch never answered
+    refused = client.get("/count-stream-only/", HTTP_ACCEPT="application/json")
+    assert refused.status_code == 406 and refused.json()["error"]["allowed"] == ["sse", "ndjson"]
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "content_type"),
+    [
+        ("/count-stream-only/", "", "text/event-stream"),  # default_mode json is not answered: the first mode is
+        ("/count-stream-only/", "*/*", "text/event-stream"),
+        ("/count-stream-only/", "application/json, application/x-ndjson;q=0.5", "application/x-ndjson"),
+        ("/count-stream-only/?format=ndjson", "", "application/x-ndjson"),
+        ("/count-batch-only/", "", "application/json"),  # default_mode sse is not answered either
+        ("/count-batch-only/", "text/html,*/*;q=0.8", "application/json"),
+    ],
+)
+def test_a_restricted_view_answers_its_modes_its_default_first(
+    client: Client, path: str, accept: str, content_type: str
+) -> None:
+    response = client.get(path, HTTP_ACCEPT=accept)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(content_type)
+
+
+def test_a_batch_only_view_refuses_an_event_source(client: Client) -> None:
+    refused = client.get("/count-batch-only/", HTTP_ACCEPT="text/event-stream")  # what EventSource sends
+    assert refused.status_code == 406 and refused.json()["error"]["allowed"] == ["json"]
+    assert client.get("/count-batch-only/?stream=1").status_code == 406
+
+
+def test_modes_are_checked_when_the_urlconf_loads() -> None:
+    from .views import CountView
+
+    for modes in ((), ("stream",)):
+        with pytest.raises(ImproperlyConfigured, match="modes"):
+            CountView.as_view(modes=modes)
+
+
+def test_max_batch_items_bounds_the_batch_of_an_endless_producer(client: Client) -> None:
+    token, probe = new_probe()
+    response = client.get(f"/endless-bounded-batch/?probe={token}")
+    assert response.status_code == 400
+    assert "more than 100 items" in response.json()["error"]["message"]
+    assert probe.finished.is_set() and probe.produced == 101  # closed as soon as the limit was passed

@@ -1,6 +1,8 @@
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
+from dualstream import Mode
+
 from . import views
 
 urlpatterns = [
@@ -9,6 +11,10 @@ urlpatterns = [
     path("count-streamed/", views.CountView.as_view(batch_streaming=True), name="count-streamed"),
     path("count-csrf-exempt/", csrf_exempt(views.CountView.as_view())),
     path("count-decorated/", views.DecoratedDispatchView.as_view()),
+    path("count-stream-only/", views.CountView.as_view(modes=[Mode.SSE, Mode.NDJSON])),
+    path("count-batch-only/", views.CountView.as_view(modes=["json"], default_mode="sse")),
+    path("endless-stream-only/", views.EndlessStreamView.as_view()),
+    path("endless-bounded-batch/", views.EndlessView.as_view(max_batch_items=100)),
     path("mixed/", views.MixedView.as_view()),
     path("endless/", views.EndlessView.as_view()),
     path("slow-start/", views.SlowStartView.as_view(heartbeat=0.1)),

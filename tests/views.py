@@ -12,7 +12,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
-from dualstream import DualModeView, Event, int_id
+from dualstream import DualModeView, Event, Mode, int_id
 
 from .probes import Probe, get_probe
 
@@ -91,6 +91,12 @@ class EndlessView(ProbedView):
             yield {"i": i, "payload": payload}
             i += 1
             await asyncio.sleep(0)
+
+
+class EndlessStreamView(EndlessView):
+    """An endless stream answers no batch: it would never end, and its buffer would grow without bound."""
+
+    modes = (Mode.SSE, Mode.NDJSON)
 
 
 class SlowStartView(ProbedView):
