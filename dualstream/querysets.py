@@ -165,20 +165,38 @@ class QuerySetView(DualModeView):
     chunk_size = Setting[int]("CHUNK_SIZE")
 
     def get_queryset(self) -> QuerySet[Any, Any]:
-        """The rows to stream, before ordering and resumption: filter them here, per request."""
+        """The rows to stream, before ordering and resumption: filter them here, per request.
+
+        Called by ``aget_queryset()`` in the request's thread, where the ORM works: ``self.request.user``
+        (a lazy object that reads the session) can be used here, as in Django's generic views.
+        """
         if self.queryset is None:
             raise ImproperlyConfigured(
                 f"{type(self).__qualname__} needs a 'queryset' attribute or a get_queryset() method."
             )
         return self.queryset.all()
 
+    async def aget_queryset(self) -> QuerySet[Any, Any]:
+        """``get_queryset()``, from ``produce()``: run in the request's thread (the database's).
+
+        Override this one instead to filter with async calls (``await self.request.auser()``) and no thread hop.
+        """
+        return await sync_to_async(self.get_queryset)()
+
     def serialize(self, row: dict[str, Any]) -> Any:
-        """The item for one row (any JSON-serialisable value); the row itself by default."""
+        """The item for one row (any JSON-serialisable value); the row itself by default.
+
+        Called once per row on the event loop: no queries here (select what a row needs with ``fields``).
+        """
         return row
 
-    def stream_queryset(self) -> QuerySet[Any, dict[str, Any]]:
-        """What ``produce()`` iterates: ``get_queryset()`` in key order, after the resumption key, as dicts."""
-        queryset = self.get_queryset()
+    def stream_queryset(self, queryset: QuerySet[Any, Any] | None = None) -> QuerySet[Any, dict[str, Any]]:
+        """What ``produce()`` iterates: ``queryset`` (``aget_queryset()``'s) in key order, after the resumption key, as dicts.
+
+        Builds the query without running it: called on the event loop, it must not query the database.
+        """
+        if queryset is None:
+            queryset = self.get_queryset()
         descending = self.key.startswith("-")
         field = self._key_field(queryset)
         name = field.attname
@@ -197,7 +215,7 @@ class QuerySetView(DualModeView):
 
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         """Each row, serialized; in SSE as an ``Event`` whose id is the row's key (other modes have no ids)."""
-        queryset = self.stream_queryset()
+        queryset = self.stream_queryset(await self.aget_queryset())
         name = self._key_field(queryset).attname
         serialize: Callable[[dict[str, Any]], Any] | None = self.serialize
         if getattr(serialize, "__func__", None) is QuerySetView.serialize:

@@ -25,3 +25,19 @@ class Sample(models.Model):
         """Make the table on ``alias`` hold samples 0..rows-1, keeping those already there."""
         existing = cls.objects.using(alias).count()
         cls.objects.using(alias).bulk_create([cls.synthetic(i) for i in range(existing, rows)], batch_size=2000)
+
+
+class Customer(models.Model):
+    """A user's customer record: what docs/querysets.md's per-user export filters on."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="customer")
+
+
+class Order(models.Model):
+    """The orders of docs/querysets.md's examples, run as written by tests/test_querysets_docs.py."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
+    number = models.CharField(max_length=16)
+    total = models.DecimalField(max_digits=10, decimal_places=2)
+    created = models.DateTimeField()
+    paid = models.BooleanField(default=False)

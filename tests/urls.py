@@ -30,6 +30,7 @@ urlpatterns = [
     path("qs/", include("tests.queryset_views")),
     path("storm/", include("tests.storm_views")),
     path("auth/", include("tests.auth_views")),
+    path("docs/querysets/", include("tests.docs_querysets_views")),
     path("", include("project.demo.urls")),
 ]
 
