@@ -23,6 +23,7 @@ urlpatterns = [
     path("resumable/", views.ResumableView.as_view()),
     path("tick/", views.TickView.as_view()),
     path("tick-hold/", views.TickView.as_view(release_request_thread=False)),
+    path("tick-cut/", views.TickView.as_view(max_duration=0.2)),
     path("retry/", views.RetryView.as_view()),
     path("paced/", views.PacedView.as_view(heartbeat=0.02)),
     path("csrf-page/", views.csrf_page),
