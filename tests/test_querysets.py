@@ -28,6 +28,7 @@ from django.db import connections
 from httpx_sse import connect_sse
 
 from dualstream import Event, QuerySetView, aiterate, conf
+from dualstream.testing import fetch_stream
 
 from .conftest import http_scope
 from .models import Sample
@@ -68,20 +69,11 @@ def seed(alias: str, rows: int) -> list[dict[str, Any]]:
     return json.loads(json.dumps(list(values), cls=DjangoJSONEncoder))
 
 
-def read(http: httpx.Client, url: str) -> tuple[list[Any], list[str]]:
-    """The items at ``url`` in the mode its query asks for, and (in SSE) each item's event id."""
-    if "stream=1" in url:
-        with connect_sse(http, "GET", url) as source:
-            events = list(source.iter_sse())
-        assert (events[-1].event, events[-1].data) == ("done", "")
-        return [json.loads(e.data) for e in events[:-1]], [e.id for e in events[:-1]]
-    response = http.get(url)
-    assert response.status_code == 200, response.text
-    if "format=ndjson" in url:
-        *lines, last = response.text.split("\n")
-        assert last == ""  # every line ends with a newline
-        return [json.loads(line) for line in lines], []
-    return response.json()["items"], []
+def read(http: httpx.Client, url: str) -> tuple[list[Any], list[str | int | None]]:
+    """The items at ``url`` in the mode its query asks for, and (in SSE) each item's event id; it must end complete."""
+    received = fetch_stream(url, client=http)
+    assert (received.status, received.end) == (200, "done"), received
+    return received.items, received.ids if received.content_type == "text/event-stream" else []
 
 
 # Every mode, every row ------------------------------------------------------------------

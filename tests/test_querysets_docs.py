@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import datetime
-import json
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+
+from dualstream.testing import fetch_stream
 
 from .docs_querysets_views import doc_classes
 from .models import Customer, Order
@@ -38,14 +38,6 @@ def sessions() -> dict[str, str]:
     return cookies
 
 
-def items(mode: str, body: str) -> list[Any]:
-    if mode == "json":
-        return list(json.loads(body)["items"])
-    if mode == "ndjson":
-        return [json.loads(line) for line in body.splitlines()]
-    return [json.loads(line.removeprefix("data: ")) for line in body.splitlines() if line.startswith("data: {")]
-
-
 def test_the_doc_still_has_both_recipes() -> None:  # no database: pytest-django lets it run without one
     hooks = [{"get_queryset", "aget_queryset"} & set(vars(ns["OrderExport"])) for ns in doc_classes()]
     assert hooks == [{"get_queryset"}, {"aget_queryset"}]
@@ -60,11 +52,10 @@ def test_the_per_user_export_answers_a_logged_in_user_their_own_paid_orders(
     with httpx.Client(base_url=live_url, timeout=10) as http:
         for user, numbers in {"alice": ["A-1", "A-3"], "bob": ["B-1"]}.items():
             http.cookies.set("sessionid", sessions[user])
-            response = http.get(url)
-            assert response.status_code == 200, response.text
-            rows = items(mode, response.text)
-            assert [row["number"] for row in rows] == numbers
-            assert {row["total"] for row in rows} == {"12.50"}
+            received = fetch_stream(url, client=http)
+            assert (received.status, received.end) == (200, "done"), received.error
+            assert [row["number"] for row in received.items] == numbers
+            assert {row["total"] for row in received.items} == {"12.50"}
         http.cookies.clear()
         anonymous = http.get(url)
     assert anonymous.status_code == 302 and anonymous.headers["location"].startswith("/accounts/login/")
