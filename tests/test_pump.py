@@ -367,6 +367,7 @@ def test_the_task_that_closes_the_response_it_stopped_reading_is_not_cancelled()
         first = await anext(body)
         pump.release()
         await asyncio.sleep(10.0)  # the caller goes on awaiting, past the send timeout: not cancelled
+        await body.aclose()  # what its finalizer would do, later
         return first.decode()
 
     assert run(main) == "data: a\n\n"
