@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "OUTAGE_TIMEOUT": 30.0,
     # Redis connections each process may open for commands, besides its one reader.
     "MAX_CONNECTIONS": 10,
+    # Who may read a topic named by the URL (dualstream.broadcast.urls): the dotted path of a function
+    # (request, topic) -> bool, async or sync. None: nobody.
+    "AUTHORIZE": None,
 }
 
 
