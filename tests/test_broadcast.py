@@ -212,7 +212,14 @@ def test_replay_racing_live_publishes_has_no_gap_and_no_duplicate(
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("bad", ["garbage", "1-1", "99999999999999-0", "0-0", "1-2-3", "-1", "\u00b2-1"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "garbage", "1-1", "99999999999999-0", "0-0", "1-2-3", "-1", "\u00b2-1",
+        # Beyond Redis's 64-bit parts: Redis refuses them ("Invalid stream ID"), so they must not reach it.
+        "99999999999999999999-0", "18446744073709551616-0", "1-99999999999999999999", "1" * 1024,
+    ],
+)  # fmt: skip
 def test_unknown_or_malformed_id_gets_reset_then_live(engine: str, bad: str) -> None:
     async def main() -> None:
         await apublish("feed", {"n": 0})
