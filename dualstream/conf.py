@@ -89,7 +89,7 @@ class Settings:
         defaults: Mapping[str, Any],
         *,
         rules: Mapping[str, Rule] | None = None,
-        section: str | None = None,
+        key: str | None = None,
         old_name: str | None = None,
     ) -> None:
         self.setting_name = setting_name
@@ -97,7 +97,7 @@ class Settings:
         self.defaults = defaults
         self.rules: Mapping[str, Rule] = rules or {}
         #: This part's key in ``DUALSTREAM`` (None: the top level).
-        self.key = section
+        self.key = key
         #: A top-level setting this section used to be (read with a ``DualstreamDeprecationWarning``).
         self.old_name = old_name
         #: The sections of this dict, by key: ``BROADCAST``, ``LLM``.
@@ -112,7 +112,7 @@ class Settings:
         old_name: str | None = None,
     ) -> Settings:
         """The settings in ``DUALSTREAM[key]``, a dict of their own over ``defaults``."""
-        part = self.sections[key] = Settings(self.setting_name, defaults, rules=rules, section=key, old_name=old_name)
+        part = self.sections[key] = Settings(self.setting_name, defaults, rules=rules, key=key, old_name=old_name)
         return part
 
     @property
