@@ -33,7 +33,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Rules beyond what each default's type implies (dualstream/checks.py also imports the backend).
-RULES = {"BACKEND": Rule('"memory", "redis" or the dotted path of a Backend subclass', lambda v: isinstance(v, str))}
+RULES = {
+    "BACKEND": Rule('"memory", "redis" or the dotted path of a Backend subclass', lambda v: isinstance(v, str)),
+    "AUTHORIZE": Rule(
+        "the dotted path of a function (request, topic) -> bool, or None", lambda v: v is None or isinstance(v, str)
+    ),
+}
 
 BROADCAST = DUALSTREAM.section("BROADCAST", DEFAULTS, rules=RULES)
 
