@@ -1,7 +1,9 @@
 """Which answer a request asks for: pure functions over the query string and ``Accept``.
 
 Order of precedence: an explicit ``stream`` or ``format`` parameter, then
-``Accept`` (with q-values), then the view's default.
+``Accept`` (with q-values), then the view's default. Two clients are known by a
+header: Datastar (``Datastar-Request: true``) always gets its own SSE dialect, and
+htmx (``HX-Request: true``) gets ``text/html`` unless it asks for a stream.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from enum import Enum
 
 
 class Mode(str, Enum):
-    """The three ways one endpoint can answer."""
+    """The ways one endpoint can answer."""
 
     JSON = "json"  # batch: one JSON document once produce() has finished
     SSE = "sse"  # Server-Sent Events, each item as it is produced
     NDJSON = "ndjson"  # one JSON value per line, each item as it is produced
+    HTML = "html"  # text/html: the fragments' HTML in order (an hx-get target); never chosen by Accept alone
+    DATASTAR = "datastar"  # Server-Sent Events as Datastar reads them (datastar-patch-elements/-signals)
 
     @property
     def streams(self) -> bool:
@@ -42,11 +46,25 @@ class NegotiationError(ValueError):
         self.status = status
 
 
-def negotiate(query: Mapping[str, Sequence[str]], accept: str, default: Mode) -> Mode:
-    """The mode for a request: ``query`` maps each parameter to its values (a ``QueryDict`` does)."""
+def negotiate(
+    query: Mapping[str, Sequence[str]], accept: str, default: Mode, *, htmx: bool = False, datastar: bool = False
+) -> Mode:
+    """The mode for a request: ``query`` maps each parameter to its values (a ``QueryDict`` does).
+
+    ``datastar``: the request came from Datastar, which reads only its own events,
+    so a stream is Datastar SSE whatever ``Accept`` says (it sends ``text/event-stream,
+    text/html, application/json`` at equal q). ``htmx``: an htmx request, answered
+    with HTML unless ``Accept`` names a stream type (htmx 4's SSE extension adds
+    ``text/event-stream``); browsers name ``text/html`` on every navigation, so
+    ``Accept`` alone never picks HTML.
+    """
     explicit = _from_query(query)
     if explicit is not None:
-        return explicit
+        return Mode.DATASTAR if datastar and explicit is Mode.SSE else explicit
+    if datastar:
+        return Mode.DATASTAR
+    if htmx and not _names_a_stream(accept):
+        return Mode.HTML
     return _from_accept(accept, default)
 
 
@@ -64,7 +82,7 @@ def _from_query(query: Mapping[str, Sequence[str]]) -> Mode | None:
             modes.add(Mode(value.lower()))
         except ValueError:
             raise NegotiationError(
-                f"Invalid value for 'format': {value[:40]!r}. Use one of sse, json, ndjson."
+                f"Invalid value for 'format': {value[:40]!r}. Use one of {', '.join(m.value for m in Mode)}."
             ) from None
     if len(modes) > 1:
         raise NegotiationError("The 'stream' and 'format' parameters ask for different answers.")
@@ -94,18 +112,24 @@ def _from_accept(accept: str, default: Mode) -> Mode:
     wanted = [mode for mode, (q, _) in scores.items() if q > 0]
     if wanted:
         # Highest q; then the most specific match; then the view's default; then declaration order.
-        order = list(Mode)
+        order = list(MEDIA_TYPES)
         return max(wanted, key=lambda m: (*scores[m], m is default, -order.index(m)))
     refused = {mode for mode, (q, _) in scores.items() if q == 0}
     if default not in refused:
         return default  # Accept names nothing we serve (e.g. only text/html): answer as usual.
-    for mode in Mode:
+    for mode in MEDIA_TYPES:
         if mode not in refused:
             return mode
     raise NegotiationError(
         "The Accept header refuses every available format: " + ", ".join(MEDIA_TYPES.values()),
         status=406,
     )
+
+
+def _names_a_stream(accept: str) -> bool:
+    """Whether ``Accept`` names a streamed type itself (not through a wildcard) with q > 0."""
+    streamed = (MEDIA_TYPES[Mode.SSE], MEDIA_TYPES[Mode.NDJSON])
+    return any(q > 0 and pattern in streamed for pattern, q in parse_accept(accept))
 
 
 def parse_accept(header: str) -> list[tuple[str, float]]:

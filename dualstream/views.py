@@ -30,13 +30,23 @@ from .events import Event
 from .lifecycle import streams
 from .negotiation import Mode, NegotiationError, negotiate
 from .pump import CLIENT_GONE, HEAD, Pump, StreamEnd
-from .renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
+from .renderers import (
+    COMPLETED_ID,
+    DatastarRenderer,
+    HTMLRenderer,
+    JSONArrayRenderer,
+    NDJSONRenderer,
+    Renderer,
+    SSERenderer,
+)
 from .responses import StreamResponse, WSGIBridge
 from .resume import MAX_EVENT_ID_LENGTH
 from .signals import stream_finished
 from .threads import in_request_task, producer_context, release_idle_thread
 
 logger = logging.getLogger("dualstream")
+#: Milliseconds htmx 4 is told to wait before reconnecting after a stream's end (it caps it at 60 s).
+HTMX_RETRY_AFTER_END = 60_000
 request_logger = logging.getLogger("django.request")
 
 
@@ -83,6 +93,8 @@ class DualModeView(View):
         Mode.SSE: SSERenderer,
         Mode.NDJSON: NDJSONRenderer,
         Mode.JSON: JSONArrayRenderer,
+        Mode.HTML: HTMLRenderer,
+        Mode.DATASTAR: DatastarRenderer,
     }
 
     produce: Callable[..., AsyncGenerator[Any, None]]
@@ -143,12 +155,35 @@ class DualModeView(View):
 
     def get_mode(self) -> Mode:
         """The mode this request asks for; raise ``NegotiationError`` to refuse it. Called once, by ``setup()``."""
-        request = self.request
-        return negotiate(request.GET, request.META.get("HTTP_ACCEPT", ""), Mode(self.default_mode))
+        request, modes = self.request, self.renderer_classes
+        return negotiate(
+            request.GET,
+            request.META.get("HTTP_ACCEPT", ""),
+            Mode(self.default_mode),
+            # Known by their headers, where the view has a renderer for them (a subclass's own dict may not).
+            htmx=Mode.HTML in modes and request.META.get("HTTP_HX_REQUEST") == "true",
+            datastar=Mode.DATASTAR in modes and request.META.get("HTTP_DATASTAR_REQUEST") == "true",
+        )
 
     def get_renderer(self) -> Renderer:
         """The renderer for this request's mode, from ``renderer_classes``."""
         return self.renderer_classes[self.mode](self.dumps, self.get_batch_document)
+
+    def completed_response(self, renderer: Renderer) -> HttpResponse:
+        """The answer to a client reconnecting after the stream's end, so that it stops.
+
+        EventSource and Datastar stop on a 204. htmx 4's SSE extension takes a
+        204 for success and reconnects every 0.5 s; it stops on the event its
+        ``hx-sse:close`` names, so an htmx request (``HX-Request``) gets the
+        final event again, with a ``retry:`` that slows the loop of a page without that attribute.
+        """
+        if self.mode is Mode.SSE and self.request.META.get("HTTP_HX_REQUEST") == "true":
+            return HttpResponse(
+                renderer.item(Event("", event="done", id=COMPLETED_ID, retry=HTMX_RETRY_AFTER_END)),
+                content_type=renderer.content_type,
+                headers=renderer.headers,
+            )
+        return HttpResponse(status=204)
 
     def get_batch_document(self, items: list[Any]) -> Any:
         """The JSON document of a batch answer, buffered or streamed."""
@@ -177,7 +212,7 @@ class DualModeView(View):
             return self.error_response(*self.get_error_body(self._refusal))
         renderer = self.get_renderer()
         if renderer.completed(self.last_event_id):
-            return HttpResponse(status=204)  # a client reconnecting after the end: a browser stops on 204
+            return self.completed_response(renderer)
         if self.mode is Mode.JSON and not (self.batch_streaming or head):
             return await self.batch_response(self.produce(self.request, *args, **kwargs))
         if streams.stopping or (self.max_streams is not None and len(streams) >= self.max_streams):
