@@ -70,7 +70,11 @@ class Fragment(Event):
 
 
 class Signals(Event):
-    """Datastar signals to patch (``datastar-patch-signals``); elsewhere the values as JSON."""
+    """Datastar signals to patch (``datastar-patch-signals``); elsewhere the values as JSON.
+
+    In plain SSE it is an event named ``signals``: htmx swaps only unnamed events
+    (htmx 4) or the names ``sse-swap`` lists (htmx 2), so state never lands in the page as text.
+    """
 
     __slots__ = ("only_if_missing",)
 
@@ -79,7 +83,7 @@ class Signals(Event):
     ) -> None:
         if not isinstance(values, Mapping):
             raise TypeError(f"Signals() takes a mapping of signal names to values, not {type(values).__name__}")
-        super().__init__(dict(values), id=id)
+        super().__init__(dict(values), event="signals", id=id)
         self.only_if_missing = only_if_missing
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ urlpatterns = [
     path("qs/", include("tests.queryset_views")),
     path("storm/", include("tests.storm_views")),
     path("auth/", include("tests.auth_views")),
+    path("html/", include("tests.html_views")),
     path("", include("project.demo.urls")),
 ]
 

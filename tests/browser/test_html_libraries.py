@@ -182,7 +182,9 @@ def test_htmx4_without_close_is_slowed_to_a_minute_not_looped(page, live_url):
     """htmx 4 takes a 204 for success and reconnects every ~0.5 s; it gets the done event, with retry: 60000."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    with page.expect_response(lambda r: FEED in r.url and r.request.headers.get("last-event-id") == COMPLETED_ID) as info:
+    with page.expect_response(
+        lambda r: FEED in r.url and r.request.headers.get("last-event-id") == COMPLETED_ID
+    ) as info:
         custom_page(
             page, live_url, f'<ol id="rows" hx-sse:connect="{FEED}?count=2&interval=0" hx-swap="beforeend"></ol>', HTMX4
         )
@@ -201,8 +203,7 @@ def test_htmx4_without_close_is_slowed_to_a_minute_not_looped(page, live_url):
 def record_datastar_fetches(page) -> None:
     """Keep the type of every ``datastar-fetch`` event (started, finished, error, retrying...) in ``window.__fetches``."""
     page.evaluate(
-        "window.__fetches = [];"
-        "document.addEventListener('datastar-fetch', e => window.__fetches.push(e.detail.type));"
+        "window.__fetches = [];document.addEventListener('datastar-fetch', e => window.__fetches.push(e.detail.type));"
     )
 
 
@@ -216,7 +217,9 @@ def test_datastar_form_signals_drive_the_stream_which_ends_for_good(page):
     page.goto("/live/datastar/?interval=20")
     record_datastar_fetches(page)
     # Datastar's retry 'always' comes back once after the end, with the done id: a 204 stops it.
-    with page.expect_response(lambda r: FEED in r.url and r.request.headers.get("last-event-id") == COMPLETED_ID) as info:
+    with page.expect_response(
+        lambda r: FEED in r.url and r.request.headers.get("last-event-id") == COMPLETED_ID
+    ) as info:
         submit_datastar_form(page, label="Fruit", count=3)
     assert info.value.status == 204
     page.wait_for_function("window.__fetches.includes('finished')")
@@ -241,7 +244,9 @@ def test_datastar_resumes_after_a_server_cut(page):
 def test_datastar_shows_a_failure_and_does_not_run_it_again(page):
     page.goto("/live/datastar/?interval=20&fail=2")
     record_datastar_fetches(page)
-    with page.expect_response(lambda r: FEED in r.url and r.request.headers.get("last-event-id") == COMPLETED_ID) as info:
+    with page.expect_response(
+        lambda r: FEED in r.url and r.request.headers.get("last-event-id") == COMPLETED_ID
+    ) as info:
         submit_datastar_form(page, count=5)
     assert info.value.status == 204
     expect(page.locator("body > .dualstream-error[role=alert]")).to_have_text("Internal Server Error")
