@@ -45,6 +45,8 @@ from .signals import stream_finished
 from .threads import in_request_task, producer_context, release_idle_thread
 
 logger = logging.getLogger("dualstream")
+#: The request headers an answer depends on: a cache must not give htmx's HTML or Datastar's events to others.
+VARY = ("Accept", "HX-Request", "Datastar-Request")
 #: Milliseconds htmx 4 is told to wait before reconnecting after a stream's end (it caps it at 60 s).
 HTMX_RETRY_AFTER_END = 60_000
 request_logger = logging.getLogger("django.request")
@@ -126,7 +128,7 @@ class DualModeView(View):
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         handler: Awaitable[HttpResponseBase] = super().dispatch(request, *args, **kwargs)  # type: ignore[assignment]
         response = await handler
-        patch_vary_headers(response, ("Accept",))
+        patch_vary_headers(response, VARY)
         return response
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -359,7 +361,7 @@ def _with_sync_dispatch(
             result: object = await sync_to_async(self.dispatch)(request, *args, **kwargs)
         except Exception as exc:
             refusal = await self.exception_response(exc)
-            patch_vary_headers(refusal, ("Accept",))
+            patch_vary_headers(refusal, VARY)
             return refusal
         if inspect.isawaitable(result):  # the mixin let the request through to DualModeView.dispatch()
             result = await result

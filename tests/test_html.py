@@ -202,6 +202,8 @@ def test_the_view_reads_the_headers(client):
     assert client.get("/html/mixed/")["Content-Type"] == "application/json"
     assert client.get("/html/mixed/", headers={"Datastar-Request": "false"})["Content-Type"] == "application/json"
     assert client.get("/count/", headers={"Datastar-Request": "true"})["Content-Type"].startswith("text/event-stream")
+    # The answer depends on those headers: a shared cache must keep the answers apart.
+    assert {"Accept", "HX-Request", "Datastar-Request"} <= {v.strip() for v in hx["Vary"].split(",")}
 
 
 def test_a_completed_stream_is_204_except_for_htmx_which_gets_its_close_event_again(client):
