@@ -158,7 +158,7 @@ class DualModeView(View):
     def get_mode(self) -> Mode:
         """The mode this request asks for; raise ``NegotiationError`` to refuse it. Called once, by ``setup()``."""
         request, modes = self.request, self.renderer_classes
-        return negotiate(
+        mode = negotiate(
             request.GET,
             request.META.get("HTTP_ACCEPT", ""),
             Mode(self.default_mode),
@@ -166,6 +166,9 @@ class DualModeView(View):
             htmx=Mode.HTML in modes and request.META.get("HTTP_HX_REQUEST") == "true",
             datastar=Mode.DATASTAR in modes and request.META.get("HTTP_DATASTAR_REQUEST") == "true",
         )
+        if mode is not Mode.JSON and mode not in modes:  # ?format=html where a subclass's dict has no renderer
+            raise NegotiationError(f"This endpoint does not answer {mode.value}.", status=406)
+        return mode
 
     def get_renderer(self) -> Renderer:
         """The renderer for this request's mode, from ``renderer_classes``."""

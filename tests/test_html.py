@@ -206,6 +206,24 @@ def test_the_view_reads_the_headers(client):
     assert {"Accept", "HX-Request", "Datastar-Request"} <= {v.strip() for v in hx["Vary"].split(",")}
 
 
+def test_a_view_without_a_renderer_for_a_mode_refuses_it_and_ignores_the_headers(rf):
+    from dualstream import DualModeView
+    from dualstream.renderers import SSERenderer as Plain
+
+    class Older(DualModeView):  # a subclass written before the html and datastar modes existed
+        renderer_classes = {Mode.SSE: Plain}
+
+        async def produce(self, request):
+            yield "x"
+
+    view = Older()
+    view.setup(rf.get("/", headers={"Datastar-Request": "true", "HX-Request": "true", "Accept": "text/event-stream"}))
+    assert view.mode is Mode.SSE  # as before
+    view = Older()
+    view.setup(rf.get("/?format=html"))
+    assert view._refusal is not None and view._refusal.status == 406
+
+
 def test_a_completed_stream_is_204_except_for_htmx_which_gets_its_close_event_again(client):
     done = {"Last-Event-ID": COMPLETED_ID}
     assert client.get("/count/?stream=1", headers=done).status_code == 204  # EventSource, htmx 2
