@@ -113,21 +113,22 @@ async def render_fragment(
 def read_signals(request: HttpRequest, *, max_size: int = MAX_SIGNALS_SIZE) -> dict[str, Any]:
     """The Datastar signals a request carries: ``?datastar=`` on GET and DELETE, the JSON body otherwise.
 
-    No signals gives ``{}``. More than ``max_size`` bytes, invalid JSON or a
-    value that is not an object raises ``BadRequest``: from ``produce()``
-    before its first item, that is a JSON 400.
+    No signals gives ``{}``, and so does a form's body (``request.POST`` has its
+    fields). More than ``max_size`` bytes, invalid JSON or a value that is not an
+    object raises ``BadRequest``: from ``produce()`` before its first item, a JSON 400.
     """
+    too_large = f"The Datastar signals are larger than {max_size} bytes."
     if request.method in ("GET", "HEAD", "DELETE"):
-        text: str | bytes = request.GET.get("datastar", "")
-        size = len(text.encode()) if isinstance(text, str) else len(text)
+        text = request.GET.get("datastar", "").encode()
+    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return {}  # Datastar's contentType: 'form' sends the form's fields, not signals
     else:
-        length = request.META.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > max_size:
-            raise BadRequest(f"The Datastar signals are larger than {max_size} bytes.")
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if declared.isdigit() and int(declared) > max_size:
+            raise BadRequest(too_large)  # before the body is read
         text = request.body
-        size = len(text)
-    if size > max_size:
-        raise BadRequest(f"The Datastar signals are larger than {max_size} bytes.")
+    if len(text) > max_size:
+        raise BadRequest(too_large)
     if not text:
         return {}
     try:

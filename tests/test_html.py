@@ -302,6 +302,12 @@ def test_bad_signals_are_a_json_400(http, method, payload, message):
     assert response.json() == {"error": {"status": 400, "message": message}}
 
 
+def test_a_form_body_carries_no_signals():
+    request = RequestFactory().post("/", {"label": "x"})  # multipart, as Datastar's contentType: 'form' may send
+    assert read_signals(request) == {}
+    assert request.POST["label"] == "x"
+
+
 def test_read_signals_bound_is_a_parameter():
     """On GET too (a live test cannot send a 64 KiB query: httpx refuses URLs that long)."""
     request = RequestFactory().get("/", {"datastar": '{"a": "' + "x" * 100 + '"}'})
