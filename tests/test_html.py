@@ -334,3 +334,23 @@ def test_tags_write_each_librarys_close_attribute():
     assert render("{% datastar_get '/f/' 'post' %}") == "@post(&#x27;/f/&#x27;, {retry: &#x27;always&#x27;})"
     with pytest.raises(TemplateSyntaxError):
         render("{% htmx_sse '/f/' version=3 %}")
+
+
+# --- the vendored libraries ------------------------------------------------------------------------
+
+
+def test_the_vendored_libraries_are_the_files_their_readme_names():
+    """static/vendor/README.md pins each library by sha256 (the pages and browser tests load these files)."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    vendor = Path(__file__).resolve().parents[1] / "static" / "vendor"
+    pinned = {
+        path: digest
+        for digest, path in re.findall(r"^([0-9a-f]{64})  (\S+)$", (vendor / "README.md").read_text(), re.M)
+    }
+    on_disk = {str(p.relative_to(vendor)): hashlib.sha256(p.read_bytes()).hexdigest() for p in vendor.rglob("*.js")}
+    assert pinned == on_disk
+    for folder in {p.parent for p in vendor.rglob("*.js")}:
+        assert (folder / "LICENSE").is_file(), f"{folder.name} has no LICENSE"
