@@ -332,8 +332,11 @@ def test_tags_write_each_librarys_close_attribute():
         "@get(&#x27;/feed/?x=\\&#x27;&quot;&#x27;, {retry: &#x27;always&#x27;})"
     )
     assert render("{% datastar_get '/f/' 'post' %}") == "@post(&#x27;/f/&#x27;, {retry: &#x27;always&#x27;})"
+    assert render("{% datastar_get '/f/' retry='auto' %}") == "@get(&#x27;/f/&#x27;, {retry: &#x27;auto&#x27;})"
     with pytest.raises(TemplateSyntaxError):
         render("{% htmx_sse '/f/' version=3 %}")
+    with pytest.raises(TemplateSyntaxError):
+        render("{% datastar_get '/f/' retry='sometimes' %}")
 
 
 # --- the vendored libraries ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ on the final ``done`` event, so that a finished stream is never replayed:
   after the server's 204 and replays the stream from its start.
 * ``{% htmx_sse url version=4 %}`` — htmx 4's ``hx-sse`` extension: ``hx-sse:connect="…" hx-sse:close="done"``;
   without it htmx 4 takes the 204 for success and reconnects every half second.
-* ``{% datastar_get url %}`` — Datastar v1: ``@get('…', {retry: 'always'})``, for a ``data-init`` or
+* ``{% datastar_get url [method] [retry=...] %}`` — Datastar v1: ``@get('…', {retry: 'always'})``, for a ``data-init`` or
   ``data-on:*`` attribute. ``'always'`` makes Datastar reconnect (with ``Last-Event-ID``) after a
   stream the server cut, as EventSource does; after the end it gets the 204 that stops it.
 
@@ -39,12 +39,17 @@ def htmx_sse(url: str, version: int = 2) -> SafeString:
 
 
 @register.simple_tag
-def datastar_get(url: str, method: str = "get") -> SafeString:
-    """A Datastar action that streams ``url``, resumes after a cut and stops at the end: for ``data-init``."""
+def datastar_get(url: str, method: str = "get", retry: str = "always") -> SafeString:
+    """A Datastar action that streams ``url``, resumes after a cut and stops at the end: for ``data-init``.
+
+    ``retry='auto'`` (Datastar's default) never resumes a cut stream, and never retries an HTTP error either.
+    """
     if method not in ("get", "post", "put", "patch", "delete"):
         raise template.TemplateSyntaxError(
             f"datastar_get: method must be get, post, put, patch or delete, not {method!r}"
         )
+    if retry not in ("always", "auto", "error", "never"):
+        raise template.TemplateSyntaxError(f"datastar_get: retry must be always, auto, error or never, not {retry!r}")
     # JSON-style escaping for the JavaScript string, then HTML escaping for the attribute around it.
     literal = url.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
-    return SafeString(escape(f"@{method}('{literal}', {{retry: 'always'}})"))
+    return SafeString(escape(f"@{method}('{literal}', {{retry: '{retry}'}})"))
