@@ -8,7 +8,8 @@ on the final ``done`` event, so that a finished stream is never replayed:
   without ``sse-close`` the extension opens a fresh ``EventSource`` (no ``Last-Event-ID``)
   after the server's 204 and replays the stream from its start.
 * ``{% htmx_sse url version=4 %}`` — htmx 4's ``hx-sse`` extension: ``hx-sse:connect="…" hx-sse:close="done"``;
-  without it htmx 4 takes the 204 for success and reconnects every half second.
+  without it htmx 4 reconnects after every end: twice a second on a 204, so an htmx request gets
+  the ``done`` event again instead, with ``retry: 60000`` (``DualModeView.completed_response()``).
 * ``{% datastar_get url [method] [retry=...] %}`` — Datastar v1: ``@get('…', {retry: 'always'})``, for a ``data-init`` or
   ``data-on:*`` attribute. ``'always'`` makes Datastar reconnect (with ``Last-Event-ID``) after a
   stream the server cut, as EventSource does; after the end it gets the 204 that stops it.
