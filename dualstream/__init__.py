@@ -4,6 +4,7 @@ The OpenAI-compatible endpoints live in ``dualstream.llm``, broadcast in ``duals
 """
 
 from .events import Event, Reconnect
+from .html import Fragment, Signals
 from .lifecycle import end_streams
 from .negotiation import Mode, NegotiationError
 from .querysets import QuerySetView, aiterate
@@ -15,11 +16,13 @@ from .views import DualModeView
 __all__ = [
     "DualModeView",
     "Event",
+    "Fragment",
     "Mode",
     "NegotiationError",
     "QuerySetView",
     "Reconnect",
     "Renderer",
+    "Signals",
     "aiterate",
     "end_streams",
     "int_id",

@@ -1,7 +1,9 @@
 """Which answer a request asks for: pure functions over the query string and ``Accept``.
 
 Order of precedence: an explicit ``stream`` or ``format`` parameter, then
-``Accept`` (with q-values), then the view's default.
+``Accept`` (with q-values), then the view's default. Two clients are known by a
+header: Datastar (``Datastar-Request: true``) always gets its own SSE dialect, and
+htmx (``HX-Request: true``) gets ``text/html`` unless it asks for a stream.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from enum import Enum
 
 
 class Mode(str, Enum):
-    """The three ways one endpoint can answer."""
+    """The ways one endpoint can answer."""
 
     JSON = "json"  # batch: one JSON document once produce() has finished
     SSE = "sse"  # Server-Sent Events, each item as it is produced
     NDJSON = "ndjson"  # one JSON value per line, each item as it is produced
+    HTML = "html"  # text/html: the fragments' HTML in order (an hx-get target); never chosen by Accept alone
+    DATASTAR = "datastar"  # Server-Sent Events as Datastar reads them (datastar-patch-elements/-signals)
 
     @property
     def streams(self) -> bool:
@@ -45,20 +49,39 @@ class NegotiationError(ValueError):
 
 
 def negotiate(
-    query: Mapping[str, Sequence[str]], accept: str, default: Mode, allowed: Collection[Mode] | None = None
+    query: Mapping[str, Sequence[str]],
+    accept: str,
+    default: Mode,
+    allowed: Collection[Mode] | None = None,
+    *,
+    htmx: bool = False,
+    datastar: bool = False,
 ) -> Mode:
     """The mode for a request: ``query`` maps each parameter to its values (a ``QueryDict`` does).
 
     ``allowed``: the modes the endpoint answers (``default`` among them); asking for another one,
     by parameter or by an ``Accept`` that wants only others, is refused with a 406. None: every mode.
+
+    ``datastar``: the request came from Datastar, which reads only its own events,
+    so a stream is Datastar SSE whatever ``Accept`` says (it sends ``text/event-stream,
+    text/html, application/json`` at equal q). ``htmx``: an htmx request, answered
+    with HTML unless ``Accept`` names a stream type (htmx 4's SSE extension adds
+    ``text/event-stream``); browsers name ``text/html`` on every navigation, so
+    ``Accept`` alone never picks HTML. Where the endpoint does not answer the mode a
+    header implies, the request is negotiated as any other.
     """
     allowed = tuple(Mode) if allowed is None else tuple(allowed)
     explicit = _from_query(query)
-    if explicit is None:
-        return _from_accept(accept, default, allowed)
-    if explicit not in allowed:
-        raise _not_acceptable(f"This endpoint does not answer {explicit.value}", allowed)
-    return explicit
+    if explicit is not None:
+        mode = Mode.DATASTAR if datastar and explicit is Mode.SSE and Mode.DATASTAR in allowed else explicit
+        if mode not in allowed:
+            raise _not_acceptable(f"This endpoint does not answer {mode.value}", allowed)
+        return mode
+    if datastar and Mode.DATASTAR in allowed:
+        return Mode.DATASTAR
+    if htmx and Mode.HTML in allowed and not _names_a_stream(accept):
+        return Mode.HTML
+    return _from_accept(accept, default, allowed)
 
 
 def _not_acceptable(message: str, allowed: Sequence[Mode]) -> NegotiationError:
@@ -80,7 +103,7 @@ def _from_query(query: Mapping[str, Sequence[str]]) -> Mode | None:
             modes.add(Mode(value.lower()))
         except ValueError:
             raise NegotiationError(
-                f"Invalid value for 'format': {value[:40]!r}. Use one of sse, json, ndjson."
+                f"Invalid value for 'format': {value[:40]!r}. Use one of {', '.join(m.value for m in Mode)}."
             ) from None
     if len(modes) > 1:
         raise NegotiationError("The 'stream' and 'format' parameters ask for different answers.")
@@ -97,6 +120,7 @@ def _values(query: Mapping[str, Sequence[str]], name: str) -> Sequence[str]:
 
 
 def _from_accept(accept: str, default: Mode, allowed: Sequence[Mode]) -> Mode:
+    accepted = [mode for mode in allowed if mode in MEDIA_TYPES]  # the modes an Accept header can pick
     ranges = parse_accept(accept)
     if not ranges:
         return default
@@ -108,7 +132,7 @@ def _from_accept(accept: str, default: Mode, allowed: Sequence[Mode]) -> Mode:
             spec, q = max(matches)
             scores[mode] = (q, spec)
     wanted = [mode for mode, (q, _) in scores.items() if q > 0]
-    usable = [mode for mode in wanted if mode in allowed]
+    usable = [mode for mode in wanted if mode in accepted]
     if usable:
         # Highest q; then the most specific match; then the view's default; then declaration order.
         order = list(Mode)
@@ -118,11 +142,11 @@ def _from_accept(accept: str, default: Mode, allowed: Sequence[Mode]) -> Mode:
     refused = {mode for mode, (q, _) in scores.items() if q == 0}
     if default not in refused:
         return default  # Accept names nothing we serve (e.g. only text/html): answer as usual.
-    for mode in allowed:
+    for mode in accepted:
         if mode not in refused:
             return mode
     raise NegotiationError(
-        "The Accept header refuses every available format: " + ", ".join(MEDIA_TYPES[m] for m in allowed),
+        "The Accept header refuses every available format: " + ", ".join(MEDIA_TYPES[m] for m in accepted),
         status=406,
         allowed=allowed,
     )
@@ -159,3 +183,9 @@ def _specificity(pattern: str, media_type: str) -> int:
     if subtype == "*" and media_type.startswith(kind + "/"):
         return 1
     return -1
+
+
+def _names_a_stream(accept: str) -> bool:
+    """Whether ``Accept`` names a streamed type itself (not through a wildcard) with q > 0."""
+    streamed = (MEDIA_TYPES[Mode.SSE], MEDIA_TYPES[Mode.NDJSON])
+    return any(q > 0 and pattern in streamed for pattern, q in parse_accept(accept))

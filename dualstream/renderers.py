@@ -8,11 +8,14 @@ item's text encodes (a lone surrogate does not) and join many into one write.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+
+from django.utils.html import escape
 
 from .encoding import Dumps
 from .events import Event
+from .html import Fragment, Signals, error_html
 
 #: The ``id`` of the final ``done`` event. A browser's EventSource reconnects
 #: after every stream and sends the last id it saw: this one says the stream
@@ -179,3 +182,92 @@ class JSONArrayRenderer(Renderer):
 
     def end(self) -> str:
         return self.closing
+
+
+class HTMLRenderer(Renderer):
+    """``text/html``: each fragment's HTML in order, for an ``hx-get`` target (``?format=html``, htmx requests).
+
+    A ``str`` item is HTML as it is; ``Signals`` are Datastar state, not content,
+    and are left out; any other value is written as escaped JSON text. A failure
+    after the first item appends an ``role="alert"`` element; a cut just ends the
+    response (htmx does not reconnect a plain request).
+    """
+
+    content_type = "text/html; charset=utf-8"
+
+    def item(self, item: Any) -> str:
+        if isinstance(item, Event):
+            if isinstance(item, Signals):
+                return ""
+            data = item.data
+            return data if isinstance(data, str) else escape(item.json or self.dumps(data))
+        return item if isinstance(item, str) else escape(self.dumps(item))
+
+    def error(self, payload: dict[str, Any]) -> str:
+        return error_html(payload)
+
+
+class DatastarRenderer(SSERenderer):
+    """Server-Sent Events as Datastar v1 reads them, field for field as ``datastar-py`` writes them.
+
+    A ``Fragment`` (or a plain ``str`` of HTML) is a ``datastar-patch-elements``
+    event; ``Signals`` (or a plain mapping, as Datastar reads a JSON answer) a
+    ``datastar-patch-signals`` event; text ``datastar-py`` made
+    (``ServerSentEventGenerator.patch_elements()``...) passes through as it is;
+    an ``Event`` is written as plain SSE. Datastar ignores events not named
+    ``datastar-*``, so a failure is shown as an element appended to ``<body>``.
+    The final ``done`` event is kept: Datastar ignores it but remembers its id,
+    so a client set to ``retry: 'always'`` reconnects with it and gets the 204 it stops on.
+    """
+
+    def item(self, item: Any) -> str:
+        if isinstance(item, Fragment):
+            return patch_elements(item.data, item.selector, item.mode, item.id)
+        if isinstance(item, Signals):
+            return patch_signals(self.dumps(item.data), item.only_if_missing, item.id)
+        if isinstance(item, str):
+            if item.startswith("event: datastar-") and item.endswith("\n\n"):
+                return item  # a datastar-py DatastarEvent: already an event block
+            return patch_elements(item, None, None, None)
+        if isinstance(item, Mapping):
+            return patch_signals(self.dumps(item), False, None)
+        return super().item(item)
+
+    def error(self, payload: dict[str, Any]) -> str:
+        # With the end's id: Datastar set to retry 'always' reconnects after any end, and a failure
+        # replayed once a second helps nobody; with this id the reconnect gets the 204 it stops on.
+        return patch_elements(error_html(payload), "body", "append", COMPLETED_ID)
+
+
+def patch_elements(html: str, selector: str | None, mode: str | None, id: str | int | None) -> str:
+    """A ``datastar-patch-elements`` event, as ``ServerSentEventGenerator.patch_elements()`` writes it."""
+    head = "event: datastar-patch-elements\n"
+    if id is not None and id != "":
+        head += f"id: {id}\n"
+    if mode is not None and mode != "outer":
+        head += f"data: mode {mode}\n"
+    if selector:
+        head += f"data: selector {selector}\n"
+    if html:
+        head += "".join(f"data: elements {line}\n" for line in _lines(html))
+    return head + "\n"
+
+
+def patch_signals(json_text: str, only_if_missing: bool, id: str | int | None) -> str:
+    """A ``datastar-patch-signals`` event, as ``ServerSentEventGenerator.patch_signals()`` writes it."""
+    head = "event: datastar-patch-signals\n"
+    if id is not None and id != "":
+        head += f"id: {id}\n"
+    if only_if_missing:
+        head += "data: onlyIfMissing true\n"
+    return head + "".join(f"data: signals {line}\n" for line in _lines(json_text)) + "\n"
+
+
+def _lines(text: str) -> list[str]:
+    """``text``'s lines as ``str.splitlines()`` gives them (a last line break opens no empty line), split
+    only where SSE splits (CR, LF, CRLF): datastar-py's ``splitlines()`` also breaks on U+2028, form
+    feeds and the like, which Datastar then joins back with LF, changing the HTML; here they stay."""
+    lines = _LINE_BREAK.split(text)
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    return lines

@@ -30,13 +30,25 @@ from .events import Event
 from .lifecycle import streams
 from .negotiation import Mode, NegotiationError, negotiate
 from .pump import CLIENT_GONE, HEAD, Pump, StreamEnd
-from .renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
+from .renderers import (
+    COMPLETED_ID,
+    DatastarRenderer,
+    HTMLRenderer,
+    JSONArrayRenderer,
+    NDJSONRenderer,
+    Renderer,
+    SSERenderer,
+)
 from .responses import StreamResponse, WSGIBridge
 from .resume import MAX_EVENT_ID_LENGTH
 from .signals import stream_finished
 from .threads import in_request_task, producer_context, release_idle_thread
 
 logger = logging.getLogger("dualstream")
+#: The request headers an answer depends on: a cache must not give htmx's HTML or Datastar's events to others.
+VARY = ("Accept", "HX-Request", "Datastar-Request")
+#: Milliseconds htmx 4 is told to wait before reconnecting after a stream's end (it caps it at 60 s).
+HTMX_RETRY_AFTER_END = 60_000
 request_logger = logging.getLogger("django.request")
 
 
@@ -87,6 +99,8 @@ class DualModeView(View):
         Mode.SSE: SSERenderer,
         Mode.NDJSON: NDJSONRenderer,
         Mode.JSON: JSONArrayRenderer,
+        Mode.HTML: HTMLRenderer,
+        Mode.DATASTAR: DatastarRenderer,
     }
 
     produce: Callable[..., AsyncGenerator[Any, None]]
@@ -128,7 +142,7 @@ class DualModeView(View):
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         handler: Awaitable[HttpResponseBase] = super().dispatch(request, *args, **kwargs)  # type: ignore[assignment]
         response = await handler
-        patch_vary_headers(response, ("Accept",))
+        patch_vary_headers(response, VARY)
         return response
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -159,18 +173,46 @@ class DualModeView(View):
         """The mode this request asks for; raise ``NegotiationError`` to refuse it. Called once, by ``setup()``."""
         request = self.request
         modes = self._modes
-        return negotiate(request.GET, request.META.get("HTTP_ACCEPT", ""), modes[0], modes)
+        return negotiate(
+            request.GET,
+            request.META.get("HTTP_ACCEPT", ""),
+            modes[0],
+            modes,
+            # Known by their headers; where the view does not answer the mode they imply, negotiated as usual.
+            htmx=request.META.get("HTTP_HX_REQUEST") == "true",
+            datastar=request.META.get("HTTP_DATASTAR_REQUEST") == "true",
+        )
 
     @cached_property
     def _modes(self) -> tuple[Mode, ...]:
-        """``modes`` (every mode if None), the default first: ``default_mode`` if it is one of them."""
+        """The modes this view answers, the default first: ``modes`` (None: every mode it has a renderer for)."""
         modes = tuple(Mode) if self.modes is None else tuple(Mode(mode) for mode in self.modes)
+        # A subclass's own renderer_classes may lack the newer modes (?format=html is then a 406, not a KeyError).
+        modes = tuple(m for m in modes if m is Mode.JSON or m in self.renderer_classes)
         default = Mode(self.default_mode)
         return (default, *(m for m in modes if m is not default)) if default in modes else modes
 
     def get_renderer(self) -> Renderer:
         """The renderer for this request's mode, from ``renderer_classes``."""
         return self.renderer_classes[self.mode](self.dumps, self.get_batch_document)
+
+    def completed_response(self, renderer: Renderer) -> HttpResponse:
+        """The answer to a client reconnecting after the stream's end, so that it stops.
+
+        EventSource and Datastar stop on a 204. htmx 4's SSE extension takes a
+        204 for success and reconnects every 0.5 s; it stops on the event its
+        ``hx-sse:close`` names, so an htmx request (``HX-Request``) gets the
+        final event again, with a ``retry:`` that slows the loop of a page without that attribute.
+        """
+        if self.mode is Mode.SSE and self.request.META.get("HTTP_HX_REQUEST") == "true":
+            return HttpResponse(
+                renderer.item(Event("", event="done", id=COMPLETED_ID, retry=HTMX_RETRY_AFTER_END)),
+                content_type=renderer.content_type,
+                headers=renderer.headers,
+            )
+        # Typed as the stream it asked for, so that SSE clients (httpx-sse) read an empty stream
+        # rather than refuse an HTML answer.
+        return HttpResponse(status=204, content_type=renderer.content_type)
 
     def get_batch_document(self, items: list[Any]) -> Any:
         """The JSON document of a batch answer, buffered or streamed."""
@@ -199,9 +241,7 @@ class DualModeView(View):
             return self.error_response(*self.get_error_body(self._refusal))
         renderer = self.get_renderer()
         if renderer.completed(self.last_event_id):
-            # A client reconnecting after the end: a browser stops on 204. Typed as the stream it asked
-            # for, so that SSE clients (httpx-sse) read an empty stream rather than refuse an HTML answer.
-            return HttpResponse(status=204, content_type=renderer.content_type)
+            return self.completed_response(renderer)
         if self.mode is Mode.JSON and not self.batch_streaming:
             if not head:
                 return await self.batch_response(self.produce(self.request, *args, **kwargs))
@@ -352,7 +392,7 @@ def _with_sync_dispatch(
             result: object = await sync_to_async(self.dispatch)(request, *args, **kwargs)
         except Exception as exc:
             refusal = await self.exception_response(exc)
-            patch_vary_headers(refusal, ("Accept",))
+            patch_vary_headers(refusal, VARY)
             return refusal
         if inspect.isawaitable(result):  # the mixin let the request through to DualModeView.dispatch()
             result = await result

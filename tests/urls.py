@@ -32,6 +32,7 @@ urlpatterns = [
     path("storm/", include("tests.storm_views")),
     path("auth/", include("tests.auth_views")),
     path("docs/querysets/", include("tests.docs_querysets_views")),
+    path("html/", include("tests.html_views")),
     path("", include("project.demo.urls")),
 ]
 

@@ -2,7 +2,7 @@ from django.urls import path
 
 from dualstream.llm import ModelDetailView, ModelListView
 
-from . import activity, exports, llm, views
+from . import activity, exports, live, llm, views
 
 app_name = "demo"
 
@@ -16,6 +16,9 @@ urlpatterns = [
     path("api/flaky/", views.FlakyView.as_view(), name="flaky"),
     path("export/", exports.ExportPageView.as_view(), name="export-page"),
     path("api/readings/", exports.ReadingExport.as_view(), name="readings"),
+    path("live/htmx/", live.LivePageView.as_view(library="htmx"), name="live-htmx"),
+    path("live/datastar/", live.LivePageView.as_view(library="datastar"), name="live-datastar"),
+    path("api/live/", live.LiveFeed.as_view(), name="live-feed"),
     # OpenAI's paths, so that base_url="http://host/v1" works in every OpenAI client.
     path("activity/", activity.ActivityPageView.as_view(), name="activity-page"),
     path("api/activity/", activity.ActivityFeed.as_view(), name="activity"),
