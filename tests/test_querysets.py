@@ -255,11 +255,15 @@ def _peak_growth(http: httpx.Client, url: str) -> int:
 
 @pytest.mark.django_db(transaction=True)
 def test_streaming_memory_does_not_grow_with_the_number_of_rows(http: httpx.Client) -> None:
-    small, large = 1_000, 8_000
+    # Both sizes past the first chunks: at the peak, the chunks in flight (the pump's buffer, the server's
+    # and the kernel's) are the same for both. From 1,000 rows (two chunks) the peak still grew with the
+    # size, 231-255 KB to 8,000 rows against this 256 KiB bound: a flaky comparison, not a leak.
+    small, large = 2_000, 8_000
     queries = ["format=ndjson", "stream=1", "format=json"]
+    seed("default", small)
+    _peak_growth(http, "/qs/default/rows-streamed/?format=ndjson&chunk=500")  # first use: imports, caches
     tracemalloc.start()
     try:
-        seed("default", small)
         flat_small = {q: _peak_growth(http, f"/qs/default/rows-streamed/?{q}&chunk=500") for q in queries}
         buffered_small = _peak_growth(http, "/qs/default/rows/?format=json&chunk=500")
         seed("default", large)
@@ -268,8 +272,8 @@ def test_streaming_memory_does_not_grow_with_the_number_of_rows(http: httpx.Clie
     finally:
         tracemalloc.stop()
     # The control: buffering grows with the rows, so the measurement sees growth where there is some.
-    assert buffered_large > 4 * buffered_small
-    for query in queries:  # 8x the rows, and not 256 KiB more: no row outlives its chunk
+    assert buffered_large > 2 * buffered_small
+    for query in queries:  # 4x the rows, and not 256 KiB more: no row outlives its chunk
         assert flat_large[query] < flat_small[query] + 256 * 1024, (query, flat_small, flat_large)
 
 
