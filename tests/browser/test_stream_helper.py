@@ -477,3 +477,48 @@ def test_post_stream_reads_chunks_as_they_arrive(loopback_page, sse_loopback_ser
     assert json.loads(request["body"]) == {"q": "caf\u00e9"}
     assert request["headers"]["accept"] == "text/event-stream"
     assert request["headers"]["content-type"] == "application/json"
+
+
+ENDS_LATE_JS = """
+async ({ modulePath, fn }) => {
+  const m = await import(modulePath);
+  const log = [];
+  const t0 = performance.now();
+  const at = () => Math.round(performance.now() - t0);
+  const options = {
+    onItem: (d) => log.push(["item", d, at()]),
+    onDone: () => log.push(["done", at()]),
+    onError: (e) => log.push(["error", e.kind, e.message]),
+  };
+  const handle = fn === "post" ? m.postStream("/late", {}, options) : m.stream("/late", options);
+  return { outcome: await handle.finished, log };
+}
+"""
+
+
+@pytest.mark.parametrize("fn", ["get", "post"])
+@pytest.mark.parametrize("end_after", [0.4, 3.0])
+def test_the_end_waits_for_the_response_to_end_instead_of_aborting_it(
+    loopback_page, sse_loopback_server, fn, end_after
+):
+    """Issue 23, bug 9: closing at ``done`` cancelled a response whose last chunk was still in flight,
+    and Chromium reported the request as failed (``net::ERR_ABORTED``), which failed the demo-page test
+    one run in three. Here the server ends the response ``end_after`` seconds after ``done``: the helper
+    waits for that end, so nothing is aborted; a server that keeps it open longer than the helper's
+    grace period (1 s) is closed then, and only then is the request aborted, deliberately."""
+    failed: list[str] = []
+    loopback_page.on("requestfailed", lambda r: failed.append(f"{r.failure} {r.url}"))
+    body = b'data: {"n": 1}\n\nevent: done\nid: done\ndata:\n\n'
+    sse_loopback_server.scripts["/late"] = lambda request: (200, SSE, [(body, 0), (b"", end_after)])
+    out = loopback_page.evaluate(ENDS_LATE_JS, {"modulePath": MODULE_PATH, "fn": fn})
+    assert out["outcome"] == "done"
+    (item, _, item_at), (done, done_at) = out["log"]
+    assert (item, done) == ("item", "done")
+    loopback_page.goto("about:blank")  # lets every pending request event reach this side
+    if end_after < 1:
+        assert failed == []
+        assert done_at - item_at >= 300, out["log"]  # reported at the response's end, not at the event
+        assert len(sse_loopback_server.requests) == 1  # and closed before the browser could reconnect
+    else:
+        assert [f.split()[0] for f in failed] == ["net::ERR_ABORTED"]
+        assert 800 <= done_at - item_at < 2500, out["log"]

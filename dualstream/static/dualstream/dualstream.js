@@ -250,6 +250,9 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
 
 const RESERVED = new Set(["message", "done", "error"]);
 
+/** How long after its final event a response may stay open before the helper closes it. */
+const END_GRACE_MS = 1000;
+
 function decodeWith(parseJSON) {
   if (!parseJSON) return (text) => text;
   return (text) => {
@@ -460,19 +463,31 @@ function runEventSource(target, options, s) {
   const seen = (e) => { if (e.lastEventId) lastId = e.lastEventId; };
 
   const onMessage = (e) => {
-    if (s.over) return;
+    if (s.over || s.finishing) return;
     seen(e);
     deliverEvent(e, options, decode);
   };
   es.addEventListener("open", () => s.setState("open"));
   for (const name of ["message", ...Object.keys(options.onEvent || {})]) es.addEventListener(name, onMessage);
-  es.addEventListener("done", () => s.end("done"));
+  // The server ends the response right after `done` (or `error`): wait for that end, then close
+  // before the browser reconnects. Closing at the event itself would cancel a response whose last
+  // chunk is still in flight, which the browser reports as a failed (aborted) request.
+  const finish = (outcome, error) => {
+    if (s.over || s.finishing) return;
+    s.finishing = true;
+    const timer = setTimeout(() => s.end(outcome, error), END_GRACE_MS);
+    s.onCleanup(() => clearTimeout(timer));
+    s.endAtClose = () => s.end(outcome, error);
+  };
+  es.addEventListener("done", () => finish("done"));
   es.addEventListener("error", (e) => {
     if (s.over) return;
-    if (typeof MessageEvent !== "undefined" && e instanceof MessageEvent) {
+    if (s.finishing) {
+      if (!(e instanceof MessageEvent)) s.endAtClose();  // the response ended: close before the retry
+    } else if (typeof MessageEvent !== "undefined" && e instanceof MessageEvent) {
       // A named `error` event from the server: it carries data, a connection error does not.
       seen(e);
-      s.end("error", errorEventError(e.data, lastId));
+      finish("error", errorEventError(e.data, lastId));
     } else if (es.readyState === EventSource.CLOSED) {
       // The browser gave up: an HTTP error status, a 204, or a response that is not an event stream.
       s.end("error", new StreamError(
@@ -600,14 +615,23 @@ export function postStream(url, body, options = {}) {
         { kind: "protocol", status: response.status }));
       return;
     }
+    // The end (`done`, `doneData` or `error`) is reported once the server has ended the response,
+    // which it does right after: cancelling the body at the event itself would abort a response
+    // whose last chunk is still in flight. A server that keeps it open is cut after END_GRACE_MS.
+    let ending = null;
+    let timer;
     const parser = createSSEParser((ev) => {
-      if (s.over) return;
+      if (s.over || ending) return;
       if (ev.type === "done" || (ev.type === "message" && options.doneData != null && ev.data === options.doneData)) {
-        s.end("done");
+        ending = ["done"];
       } else if (ev.type === "error") {
-        s.end("error", errorEventError(ev.data, ev.lastEventId));
+        ending = ["error", errorEventError(ev.data, ev.lastEventId)];
       } else {
         deliverEvent(ev, options, decode);
+      }
+      if (ending) {
+        timer = setTimeout(() => s.end(...ending), END_GRACE_MS);
+        s.onCleanup(() => clearTimeout(timer));
       }
     });
     const reader = response.body ? response.body.getReader() : null;
@@ -615,10 +639,14 @@ export function postStream(url, body, options = {}) {
       while (reader && !s.over) {
         const { done, value } = await reader.read();
         if (done) break;
-        parser.feed(value);
+        if (!ending) parser.feed(value);
       }
       parser.end();
     } catch (err) {
+      if (ending) {
+        if (!s.over) s.end(...ending);
+        return;
+      }
       if (!s.over) {
         s.end("error", new StreamError("The connection was lost",
           { kind: "network", lastEventId: parser.lastEventId, cause: err }));
@@ -626,6 +654,10 @@ export function postStream(url, body, options = {}) {
       return;
     } finally {
       if (reader && s.over) reader.cancel().catch(() => {});
+    }
+    if (ending) {
+      if (!s.over) s.end(...ending);
+      return;
     }
     if (!s.over) {
       s.end("error", new StreamError("The stream ended before it was complete",
