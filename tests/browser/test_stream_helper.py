@@ -337,15 +337,32 @@ def test_post_stream_without_done_data_treats_done_text_as_an_item(dualstream_pa
     assert without_states(out["log"]) == [["item", "[DONE]"], ["done"]]
 
 
-def test_post_stream_cut_is_a_network_error_with_the_last_id(dualstream_page):
+def test_post_stream_cut_before_any_id_is_a_network_error(dualstream_page):
+    """A POST cut before the server sent an id cannot resume: sending it again would repeat what was delivered."""
     page = dualstream_page
-    # The cut event's own id is not the resume point: its event was never delivered.
-    page.route(f"{ORIGIN}/chat", Recorder((200, SSE, "id: 3\ndata: 1\n\nid: 4\ndata: half")))
+    server = Recorder((200, SSE, "data: 1\n\ndata: half"))
+    page.route(f"{ORIGIN}/chat", server)
     out = run(page, fn="post", url="/chat", body={})
     assert out["outcome"] == "error"
     assert [e for e in without_states(out["log"]) if e[0] == "item"] == [["item", 1]]
-    error = the_error(out["log"])
-    assert (error["kind"], error["lastEventId"]) == ("network", "3")
+    assert the_error(out["log"])["kind"] == "network"
+    assert len(server.requests) == 1
+
+
+def test_post_stream_cut_resumes_with_last_event_id(dualstream_page):
+    page = dualstream_page
+    # The cut event's own id is not the resume point: its event was never delivered.
+    server = Recorder(
+        (200, SSE, "retry: 50\nid: 3\ndata: 1\n\nid: 4\ndata: half"),
+        (200, SSE, "id: 4\ndata: 2\n\nevent: done\ndata:\n\n"),
+    )
+    page.route(f"{ORIGIN}/chat", server)
+    out = run(page, fn="post", url="/chat", body={"q": 1})
+    assert out["outcome"] == "done"
+    assert without_states(out["log"]) == [["item", 1], ["item", 2], ["done"]]
+    assert states(out["log"]) == ["connecting", "open", "reconnecting", "open", "closed"]
+    assert [r["headers"].get("last-event-id") for r in server.requests] == [None, "3"]
+    assert [r["body"] for r in server.requests] == ['{"q":1}'] * 2  # the same request again
 
 
 def test_post_stream_server_error_event(dualstream_page):
