@@ -2,7 +2,7 @@ from django.urls import path
 
 from dualstream.llm import ModelDetailView, ModelListView
 
-from . import activity, exports, llm, views
+from . import activity, exports, llm, tabs, views
 
 app_name = "demo"
 
@@ -20,6 +20,8 @@ urlpatterns = [
     path("activity/", activity.ActivityPageView.as_view(), name="activity-page"),
     path("api/activity/", activity.ActivityFeed.as_view(), name="activity"),
     path("api/activity/publish/", activity.ActivityPublish.as_view(), name="activity-publish"),
+    path("tabs/", tabs.TabsPageView.as_view(), name="tabs-page"),
+    path("api/clock/", tabs.ClockView.as_view(), name="clock"),
     path("chat/", llm.ChatPageView.as_view(), name="chat-page"),
     path("v1/chat/completions", llm.DemoChatView.as_view(), name="chat-completions"),
     path("v1/models", ModelListView.as_view(models=[llm.MODEL]), name="models"),
