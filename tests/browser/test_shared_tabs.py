@@ -94,3 +94,82 @@ def test_eight_tabs_share_one_stream_and_hand_over_without_gap_or_duplicate(cont
         f"handover (close -> new leader) ms: max {max(handovers):.0f}, "
         f"median {sorted(handovers)[len(handovers) // 2]:.0f}; gaps 0, duplicates 0"
     )
+
+
+def open_tabs(context, count: int) -> list:
+    pages = []
+    for _ in range(count):
+        page = context.new_page()
+        page.goto(f"/tabs/?interval={INTERVAL_MS}")
+        pages.append(page)
+    for page in pages:
+        wait_count(page, 2)
+    return pages
+
+
+def leader_of(pages):
+    [leader] = [page for page in pages if panel(page).get("role") == "leader"]
+    return leader
+
+
+# Headless Chromium never hides or freezes a page by itself (Page.setWebLifecycleState leaves a visible
+# page alone, and every headless window is visible): the tests dispatch the events a browser would.
+AWAY = {
+    "frozen": ("document.dispatchEvent(new Event('freeze'))", "document.dispatchEvent(new Event('resume'))"),
+    "bfcache": (
+        "window.dispatchEvent(new PageTransitionEvent('pagehide', {persisted: true}))",
+        "window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))",
+    ),
+}
+
+
+@pytest.mark.parametrize("away", AWAY)
+def test_a_leader_that_goes_away_hands_over_and_catches_up_when_it_is_back(context, away):
+    """A frozen background leader, or one kept in the back/forward cache, would hold the lock and starve
+    the others: the helper lets go on ``freeze`` and ``pagehide``. Back (``resume``, ``pageshow``), the tab
+    follows again and gets what it missed from the new leader's history: its ids stay consecutive."""
+    leave, come_back = AWAY[away]
+    assert wait_streams(lambda: CLOCK_STREAMS.open == 0)
+    CLOCK_STREAMS.peak = 0
+    pages = open_tabs(context, 3)
+    leader = leader_of(pages)
+    others = [page for page in pages if page is not leader]
+    leader.evaluate(leave)
+    for page in others:
+        wait_count(page, int(panel(page)["count"]) + 5)
+    assert leader_of(others) in others
+    assert panel(leader)["state"] == "paused"
+    missed_from = int(panel(leader)["last"])
+    leader.evaluate(come_back)
+    leader.wait_for_function(f"Number({PANEL}.last) >= {int(panel(others[0])['last']) + 2}", timeout=10_000)
+    assert panel(leader)["role"] == "follower"
+    assert int(panel(others[0])["last"]) > missed_from + 5
+    for page in pages:
+        assert_consecutive(page)
+    assert CLOCK_STREAMS.peak <= 2
+    for page in pages:
+        page.close()
+    assert wait_streams(lambda: CLOCK_STREAMS.open == 0)
+
+
+def test_a_leader_that_stops_answering_has_its_lock_taken(context):
+    """A leader stuck without a ``freeze`` event (here: paused in the debugger) is replaced by the
+    watchdog of a follower; when it runs again it steps down, and no tab sees a gap or a duplicate."""
+    assert wait_streams(lambda: CLOCK_STREAMS.open == 0)
+    pages = open_tabs(context, 2)
+    leader = leader_of(pages)
+    [other] = [page for page in pages if page is not leader]
+    cdp = context.new_cdp_session(leader)
+    cdp.send("Debugger.enable")
+    cdp.send("Debugger.pause")
+    other.wait_for_function(f"{PANEL}.role === 'leader'", timeout=10_000)
+    wait_count(other, int(panel(other)["count"]) + 3)
+    cdp.send("Debugger.resume")
+    leader.wait_for_function(f"{PANEL}.role === 'follower'", timeout=10_000)
+    wait_count(leader, int(panel(leader)["count"]) + 3)
+    for page in pages:
+        assert_consecutive(page)
+    assert wait_streams(lambda: CLOCK_STREAMS.open == 1)  # the stuck leader's stream was closed
+    for page in pages:
+        page.close()
+    assert wait_streams(lambda: CLOCK_STREAMS.open == 0)

@@ -709,7 +709,7 @@ function shared(s, options, open, lastId, name) {
   const decode = decodeWith(options.parseJSON !== false);
   const me = Math.random().toString(36).slice(2);
   const names = Object.keys(options.onEvent || {});
-  const history = [];            // the leader's last events, for a tab that comes back from the bfcache
+  const history = [];            // the last events, for a tab that comes back from the bfcache or a freeze
   const historySize = options.sharedHistory ?? 500;
   const seen = recentKeys(historySize * 2);
   const watchdogMs = options.watchdog ?? 2000;
@@ -734,6 +734,8 @@ function shared(s, options, open, lastId, name) {
   // Each event is delivered once in each tab, whichever leader it came through.
   const deliver = (ev, key) => {
     if (s.over || !seen.add(key)) return;
+    history.push({ ev, key });     // every tab keeps it: any of them may lead next
+    if (history.length > historySize) history.shift();
     lastId = ev.lastEventId;
     if (s.state !== "open") s.setState("open");
     deliverEvent(ev, options, decode);
@@ -744,8 +746,6 @@ function shared(s, options, open, lastId, name) {
     event(ev) {
       if (s.over || conn === null) return;
       const key = keyOf(ev);
-      history.push({ ev, key });
-      if (history.length > historySize) history.shift();
       post({ t: "ev", ev, key });
       deliver(ev, key);
     },
