@@ -6,6 +6,7 @@ const el = (sel) => root.querySelector(sel);
 const params = new URLSearchParams(location.search);
 const shared = params.get("shared") !== "0";
 const interval = params.get("interval") || "500";
+const ROLES = { leader: "leader: reads the server's stream", follower: "follower", solo: "a stream of its own" };
 let first = null;
 let last = null;
 let count = 0;
@@ -20,17 +21,18 @@ function line(text, cls) {
   while (el(".log").children.length > 50) el(".log").lastElementChild.remove();
 }
 
-stream(`${root.dataset.feed}?interval=${encodeURIComponent(interval)}`, {
+function showRole(role) {
+  el(".role").textContent = ROLES[role];
+  root.dataset.role = role;
+  if (role === "leader") root.dataset.leaderSince = String(Date.now());
+  document.title = `${role === "leader" ? "★ leader" : role} · Tabs · dualstream demo`;
+  line(`now ${ROLES[role]}`, role === "leader" ? "done" : "");
+}
+
+const handle = stream(`${root.dataset.feed}?interval=${encodeURIComponent(interval)}`, {
   mode: "sse",
   shared,
-  onRole(role) {
-    const label = { leader: "leader: reads the server's stream", follower: "follower", solo: "its own stream" }[role];
-    el(".role").textContent = label;
-    root.dataset.role = role;
-    if (role === "leader") root.dataset.leaderSince = String(Date.now());
-    document.title = `${role === "leader" ? "★ leader" : role} · Tabs · dualstream demo`;
-    line(`now ${label}`, role === "leader" ? "done" : "");
-  },
+  onRole: showRole,  // with shared: "follower" at first, "leader" when this tab takes over
   onState(state) { el(".state").textContent = state; root.dataset.state = state; },
   onItem(item) {
     count += 1;
@@ -38,16 +40,14 @@ stream(`${root.dataset.feed}?interval=${encodeURIComponent(interval)}`, {
     if (last !== null && item.n <= last) duplicates += 1;
     else last = item.n;
     first ??= item.n;
-    root.dataset.lastAt = String(Date.now());
     el(".count").textContent = String(count);
     el(".ids").textContent = `${first}–${last}`;
     el(".gaps").textContent = String(gaps);
     el(".duplicates").textContent = String(duplicates);
     el(".streams").textContent = String(item.streams);
-    root.dataset.count = String(count);
-    root.dataset.first = String(first);
-    root.dataset.last = String(last);
+    Object.assign(root.dataset, { count, first, last });
     line(`#${item.n}`);
   },
   onError(error) { line(error.message, "error"); },
 });
+if (handle.role === "solo") showRole("solo");

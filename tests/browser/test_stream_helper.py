@@ -8,6 +8,7 @@ server side.
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -539,3 +540,92 @@ def test_the_end_waits_for_the_response_to_end_instead_of_aborting_it(
     else:
         assert [f.split()[0] for f in failed] == ["net::ERR_ABORTED"]
         assert 800 <= done_at - item_at < 2500, out["log"]
+
+
+# --- the fetch transport: retries, refusals, the parser's cap; items(document); the shared fallback ----
+
+
+def test_fetch_transport_retries_5xx_with_backoff_then_streams(dualstream_page):
+    page = dualstream_page
+    server = Recorder(
+        (503, "application/json", '{"error": {"status": 503, "message": "busy"}}'),
+        (502, "text/html", "<h1>Bad gateway</h1>"),
+        (200, SSE, "id: 1\ndata: 1\n\nevent: done\ndata:\n\n"),
+    )
+    page.route(f"{ORIGIN}/events?*", server)
+    times: list[float] = []
+    page.on("request", lambda r: times.append(time.monotonic()) if "/events" in r.url else None)
+    out = run(page, options={"headers": {"X-Client": "t"}, "retryDelay": 100})
+    assert out["outcome"] == "done"
+    assert without_states(out["log"]) == [["item", 1], ["done"]]
+    assert states(out["log"]) == ["connecting", "reconnecting", "open", "closed"]
+    assert [r["headers"]["x-client"] for r in server.requests] == ["t"] * 3
+    first, second = times[1] - times[0], times[2] - times[1]
+    assert 0.04 <= first < second, (first, second)  # 50-100 ms, then 100-200 ms: it backs off
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_fetch_transport_does_not_retry_a_refusal(dualstream_page, status):
+    page = dualstream_page
+    server = Recorder((status, "application/json", f'{{"error": {{"status": {status}, "message": "no"}}}}'))
+    page.route(f"{ORIGIN}/events?*", server)
+    out = run(page, options={"headers": {"Authorization": "Bearer x"}, "retryDelay": 10}, waitAfter=200)
+    error = the_error(out["log"])
+    assert (error["kind"], error["status"], error["message"]) == ("http", status, "no")
+    assert len(server.requests) == 1
+
+
+def test_fetch_transport_max_retries(dualstream_page):
+    page = dualstream_page
+    server = Recorder((500, "application/json", '{"error": {"status": 500, "message": "Internal Server Error"}}'))
+    page.route(f"{ORIGIN}/events?*", server)
+    out = run(page, options={"transport": "fetch", "retryDelay": 10, "maxRetries": 2})
+    assert (the_error(out["log"])["status"], len(server.requests)) == (500, 3)
+
+
+def test_an_event_larger_than_the_cap_is_an_error(dualstream_page):
+    page = dualstream_page
+    big = "x" * 5000
+    server = Recorder((200, SSE, f"id: 1\ndata: 1\n\ndata: {big}\n\nid: 3\ndata: 3\n\n"))
+    page.route(f"{ORIGIN}/chat", server)
+    out = run(page, fn="post", url="/chat", body={}, options={"maxEventSize": 1000})
+    assert [e for e in without_states(out["log"]) if e[0] == "item"] == [["item", 1]]
+    error = the_error(out["log"])
+    assert (error["kind"], error["lastEventId"]) == ("protocol", "1")
+    assert "larger than 1000" in error["message"]
+    assert len(server.requests) == 1  # not retried: the same event would come again
+
+
+def test_items_option_reads_another_batch_document(dualstream_page):
+    page = dualstream_page
+    page.route(f"{ORIGIN}/events?*", Recorder((200, "application/json", '{"results": [1, 2], "next": null}')))
+    out = page.evaluate(
+        """async (modulePath) => {
+          const { stream } = await import(modulePath);
+          const got = [];
+          const handle = stream("/events", { mode: "batch", items: (doc) => doc.results, onItem: (i) => got.push(i) });
+          return { outcome: await handle.finished, got };
+        }""",
+        MODULE_PATH,
+    )
+    assert out == {"outcome": "done", "got": [1, 2]}
+
+
+@pytest.mark.parametrize("missing", ["navigator.locks", "BroadcastChannel"])
+def test_shared_falls_back_to_a_stream_per_tab(dualstream_page, missing):
+    page = dualstream_page
+    server = Recorder((200, SSE, COMPLETE))
+    page.route(f"{ORIGIN}/events?*", server)
+    out = page.evaluate(
+        """async ({ modulePath, missing }) => {
+          const { stream } = await import(modulePath);
+          if (missing === "BroadcastChannel") delete globalThis.BroadcastChannel;
+          else Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined });
+          const roles = [];
+          const handle = stream("/events", { shared: true, onRole: (r) => roles.push(r) });
+          return { outcome: await handle.finished, roles, role: handle.role };
+        }""",
+        {"modulePath": MODULE_PATH, "missing": missing},
+    )
+    assert out == {"outcome": "done", "roles": [], "role": "solo"}
+    assert len(server.requests) == 1

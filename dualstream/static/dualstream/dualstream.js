@@ -373,7 +373,7 @@ function session(options) {
     setRole(next) {
       if (over || next === role) return;
       role = next;
-      call(options.onRole, next);
+      queueMicrotask(() => call(options.onRole, next));  // never before the caller has its handle
     },
     onCleanup(fn) { cleanups.push(fn); },
     end(outcome, error) {
