@@ -902,7 +902,7 @@ function fetchRequest(url, options) {
  * the browser has no EventSource. The same callbacks serve every way.
  *
  * @param {string | URL} url  The view's URL; `stream`/`format` query parameters are set here.
- * @param {import("./dualstream.js").StreamOptions} [options]  See dualstream.d.ts for each option.
+ * @param {object} [options]  The callbacks and options, each described in dualstream.d.ts.
  * @returns {{close(): void, readonly state: string, readonly role: string,
  *            finished: Promise<"done" | "error" | "closed">}}
  */
@@ -931,10 +931,12 @@ function start(url, options, asIs) {
   const target = asIs ? resolveURL(url).href
     : withParams(url, batch ? { format: "json" } : { stream: "1" }, ["stream", "format", "lastEventId"]);
   let open;
+  let method = "GET";
   if (batch) {
     open = (lastId, sink) => batchTransport(target, options, sink);
   } else if (viaFetch) {
     const request = fetchRequest(target, options);
+    method = request.method;
     open = (lastId, sink) => fetchTransport(request, options, lastId, sink);
   } else if (hasEventSource) {
     open = (lastId, sink) => eventSourceTransport(target, options, lastId, sink);
@@ -947,7 +949,8 @@ function start(url, options, asIs) {
   }
   const lastId = options.lastEventId || "";
   const canShare = typeof BroadcastChannel === "function" && typeof navigator !== "undefined" && !!navigator.locks;
-  if (options.shared && !batch && canShare) shared(s, options, open, lastId, `dualstream ${target}`);
+  // Shared by URL: only a GET reads the same thing wherever it is sent from.
+  if (options.shared && !batch && method === "GET" && canShare) shared(s, options, open, lastId, `dualstream ${target}`);
   else solo(s, options, open, lastId);
   return handleOf(s);
 }
