@@ -82,9 +82,13 @@ def test_home_links_to_every_demo(page):
     page.goto("/")
     expect(page.locator("h1")).to_have_text("Demos")
     hrefs = page.locator(".card h2 a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
-    assert {"/ticker/", "/reconnect/", "/errors/", "/chat/"} <= set(hrefs)
-    for href in ["/ticker/", "/reconnect/", "/errors/", "/chat/"]:
+    assert {"/ticker/", "/reconnect/", "/errors/", "/chat/", "/tabs/"} <= set(hrefs)
+    for href in ["/ticker/", "/reconnect/", "/errors/", "/chat/", "/tabs/"]:
         assert page.request.get(href).status == 200
+    # An NDJSON answer is a file to keep, not a page: a plain link would show it as text (issue 23).
+    ndjson = page.locator("a[href*='format=ndjson']")
+    assert ndjson.count() >= 2
+    assert all(ndjson.nth(i).get_attribute("download") for i in range(ndjson.count()))
     screenshot(page, "home")
 
 
@@ -104,6 +108,22 @@ def test_every_page_loads_without_a_failed_request(page):
             for panel in ("#batch", "#stream"):
                 expect(page.locator(panel)).to_have_attribute("data-state", "complete", timeout=15_000)
     assert failed == []
+
+
+# --- tabs -----------------------------------------------------------------------------------------
+
+
+def test_tabs_page_shows_which_tab_leads(page):
+    """One tab here; tests/browser/test_shared_tabs.py opens eight."""
+    page.goto("/tabs/?interval=100")
+    expect(page.locator("#tabs .count")).not_to_have_text("0")
+    expect(page.locator("#tabs .role")).to_have_text("leader: reads the server's stream")
+    expect(page.locator("#tabs .streams")).to_have_text("1")
+    assert page.title().startswith("★ leader")
+    assert texts(page, "#tabs .gaps, #tabs .duplicates") == ["0", "0"]
+    screenshot(page, "tabs")
+    page.goto("/tabs/?interval=100&shared=0")
+    expect(page.locator("#tabs .role")).to_have_text("a stream of its own")
 
 
 # --- ticker ---------------------------------------------------------------------------------------
