@@ -8,6 +8,7 @@ server side.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -629,3 +630,49 @@ def test_shared_falls_back_to_a_stream_per_tab(dualstream_page, missing):
     )
     assert out == {"outcome": "done", "roles": [], "role": "solo"}
     assert len(server.requests) == 1
+
+
+SHARED_JS = """
+async (modulePath) => {
+  const { stream } = await import(modulePath);
+  window.got = [];
+  window.role = "";
+  stream("/mixed", { shared: true, onItem: (item) => window.got.push(item), onRole: (r) => { window.role = r; } });
+}
+"""
+
+
+def test_a_handover_repeats_no_event_without_an_id(chromium_browser, sse_loopback_server):
+    """Events after the last id carry no id of their own: the new leader resumes after the id, the server
+    sends them again, and each tab tells them by their position after it, so none is delivered twice."""
+    server = sse_loopback_server
+    both_tabs_in = threading.Event()
+
+    def first_stream():
+        both_tabs_in.wait(10)  # the follower joins before the first events: it sees them all
+        yield b"id: 1\ndata: 1\n\ndata: 2\n\ndata: 3\n\n", 0
+        yield b"", 30  # then the stream stays open
+
+    def mixed(request):
+        if "lastEventId=1" in request["path"]:
+            return 200, SSE, [(b"data: 2\n\ndata: 3\n\ndata: 4\n\n", 0), (b"", 30)]
+        return 200, SSE, first_stream()
+
+    server.scripts["/mixed"] = mixed
+    context = chromium_browser.new_context(service_workers="block")
+    try:
+        first, second = context.new_page(), context.new_page()
+        for page, role in ((first, "leader"), (second, "follower")):
+            page.goto(f"{server.url}/")
+            page.evaluate(SHARED_JS, MODULE_PATH)
+            page.wait_for_function(f"window.role === '{role}'")
+        both_tabs_in.set()
+        for page in (first, second):
+            page.wait_for_function("window.got.length === 3")
+        first.close()
+        second.wait_for_function("window.got.length >= 4")
+        assert second.evaluate("window.got") == [1, 2, 3, 4]
+        assert second.evaluate("window.role") == "leader"
+        assert [r["path"] for r in server.requests] == ["/mixed?stream=1", "/mixed?stream=1&lastEventId=1"]
+    finally:
+        context.close()

@@ -475,8 +475,9 @@ function eventSourceTransport(target, options, lastId, sink) {
   const listened = new Set();
   let ending = null;
   let timer;
+  // A new EventSource knows no id until the server sends one: till then, the id it resumed after.
   const onMessage = (e) => {
-    if (!ending) sink.event({ type: e.type, data: e.data, lastEventId: e.lastEventId });
+    if (!ending) sink.event({ type: e.type, data: e.data, lastEventId: e.lastEventId || lastId });
   };
   const listen = (names) => {
     for (const name of names) {
@@ -718,8 +719,10 @@ function shared(s, options, open, lastId, name) {
   let release = null;            // lets go of the lock, while this tab leads
   let abortLock = null;          // withdraws the lock request, while this tab waits for it
   let pending = null;            // events that came before the leader's answer to "hello"
-  let prev = lastId;             // position: the events after the last id, numbered from 0
-  let index = -1;
+  // An event's key: its id, and its position after the event that set that id (0). A new leader
+  // resumes after the last id, at position 1, as every leader before it counted.
+  let prev = lastId;
+  let index = 0;
   let heard = true;
   let pinged = false;
   let timer;
@@ -727,8 +730,7 @@ function shared(s, options, open, lastId, name) {
 
   const post = (message) => { try { channel.postMessage(message); } catch { /* closed */ } };
   const keyOf = (ev) => {
-    if (ev.lastEventId !== prev) { prev = ev.lastEventId; index = -1; }
-    index += 1;
+    if (ev.lastEventId !== prev) { prev = ev.lastEventId; index = 0; } else index += 1;
     return `${prev}\n${index}`;
   };
   // Each event is delivered once in each tab, whichever leader it came through.
@@ -761,7 +763,7 @@ function shared(s, options, open, lastId, name) {
     if (pending) { for (const [ev, key] of pending) deliver(ev, key); pending = null; }
     post({ t: "lead" });
     prev = lastId;
-    index = -1;
+    index = 0;
     s.setState("connecting");
     conn = open(lastId, sink);
   }
