@@ -381,6 +381,8 @@ def test_post_stream_with_django_csrf_token(page):
 
 
 def test_chat_page_streams_a_post_and_matches_the_batch_answer(page):
+    failed: list[str] = []  # the reply ends with `data: [DONE]`: the helper must not cut the response's end off
+    page.on("requestfailed", lambda r: failed.append(f"{r.failure} {r.url}"))
     page.goto("/chat/")
     prompt = f"Why is the sky blue? {HOSTILE_ITEM}"
     fill(page, "#chat-form", prompt=prompt)
@@ -401,3 +403,4 @@ def test_chat_page_streams_a_post_and_matches_the_batch_answer(page):
     assert int(page.text_content(".timings .count")) == tokens
     assert page.locator(".bubble.user").nth(0).text_content() == prompt
     assert page.evaluate("window.__xss") is None and page.locator("main img").count() == 0
+    assert failed == []
