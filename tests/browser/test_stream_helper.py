@@ -546,17 +546,19 @@ def test_the_end_waits_for_the_response_to_end_instead_of_aborting_it(
 # --- the fetch transport: retries, refusals, the parser's cap; items(document); the shared fallback ----
 
 
-def test_fetch_transport_retries_5xx_with_backoff_then_streams(dualstream_page):
+@pytest.mark.parametrize("fn", ["get", "post"])
+def test_fetch_transport_retries_5xx_with_backoff_then_streams(dualstream_page, fn):
+    """A POST too: nothing reached the page yet, so sending it again repeats nothing."""
     page = dualstream_page
     server = Recorder(
         (503, "application/json", '{"error": {"status": 503, "message": "busy"}}'),
         (502, "text/html", "<h1>Bad gateway</h1>"),
         (200, SSE, "id: 1\ndata: 1\n\nevent: done\ndata:\n\n"),
     )
-    page.route(f"{ORIGIN}/events?*", server)
+    page.route(f"{ORIGIN}/events*", server)
     times: list[float] = []
     page.on("request", lambda r: times.append(time.monotonic()) if "/events" in r.url else None)
-    out = run(page, options={"headers": {"X-Client": "t"}, "retryDelay": 100})
+    out = run(page, fn=fn, body={}, options={"headers": {"X-Client": "t"}, "retryDelay": 100})
     assert out["outcome"] == "done"
     assert without_states(out["log"]) == [["item", 1], ["done"]]
     assert states(out["log"]) == ["connecting", "reconnecting", "open", "closed"]

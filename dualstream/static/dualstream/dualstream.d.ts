@@ -88,7 +88,7 @@ export interface StreamOptions<Item = any> {
   credentials?: RequestCredentials;
   /** Message data that ends the stream, e.g. `"[DONE]"` for OpenAI. */
   doneData?: string;
-  /** Reconnect after a cut (default true; a non-GET request only once the server has sent an id). */
+  /** Reconnect and retry (default true; a non-GET request only before its first event or after an id). */
   reconnect?: boolean;
   /** The first delay before a retry, in ms (default 1000; the server's `retry:` replaces it). */
   retryDelay?: number;

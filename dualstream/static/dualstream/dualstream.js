@@ -514,9 +514,10 @@ function eventSourceTransport(target, options, lastId, sink) {
 }
 
 /**
- * SSE over `fetch()`: any method, body and headers. Reconnects after a cut with `Last-Event-ID`
- * when it can resume (a GET, or any request once the server has sent an id), retries 5xx, 408,
- * 429 and network errors with exponential backoff, and stops on `done`, 204 and any other 4xx.
+ * SSE over `fetch()`: any method, body and headers. Reconnects after a cut with `Last-Event-ID`,
+ * retries 5xx, 408, 429 and network errors with exponential backoff, and stops on `done`, 204 and
+ * any other 4xx. A request other than GET is sent again only where it cannot repeat what the page
+ * has seen: before the first event, or once the server has sent an id to resume after.
  */
 function fetchTransport(request, options, lastId, sink) {
   let closed = false;
@@ -524,6 +525,7 @@ function fetchTransport(request, options, lastId, sink) {
   let timer;
   let delay = options.retryDelay ?? 1000;   // the server's `retry:` replaces it
   let failures = 0;
+  let delivered = false;      // an event reached the page: a request sent again must not repeat it
   const maxDelay = options.maxRetryDelay ?? 30_000;
   const decodeJSON = (response) => readJSON(response).then((body) => batchItems(body, options, response.status));
   const replayable = !(typeof ReadableStream !== "undefined" && request.body instanceof ReadableStream);
@@ -535,7 +537,7 @@ function fetchTransport(request, options, lastId, sink) {
   };
   const retry = (error, backoff) => {
     if (closed) return;
-    if (!replayable || options.reconnect === false || (request.method !== "GET" && !lastId) ||
+    if (!replayable || options.reconnect === false || (request.method !== "GET" && delivered && !lastId) ||
         (backoff && failures >= (options.maxRetries ?? Infinity))) {
       end("error", error);
       return;
@@ -573,7 +575,9 @@ function fetchTransport(request, options, lastId, sink) {
     const type = (response.headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
     if (type === "application/json") {
       try {
-        for (const item of await decodeJSON(response)) sink.event({ type: "message", data: item, lastEventId: lastId, parsed: true });
+        for (const item of await decodeJSON(response)) {
+          sink.event({ type: "message", data: item, lastEventId: lastId, parsed: true });
+        }
         end("done");
       } catch (err) {
         end("error", err);
@@ -598,6 +602,7 @@ function fetchTransport(request, options, lastId, sink) {
       } else if (ev.type === "error") {
         ending = ["error", errorEventError(ev.data, ev.lastEventId)];
       } else {
+        delivered = true;
         sink.event(ev);
       }
       if (ending) timer = setTimeout(() => controller.abort(), END_GRACE_MS);
