@@ -2,7 +2,7 @@ from django.urls import path
 
 from dualstream.llm import ModelDetailView, ModelListView
 
-from . import activity, exports, live, llm, views
+from . import activity, exports, live, llm, tabs, views
 
 app_name = "demo"
 
@@ -19,11 +19,13 @@ urlpatterns = [
     path("live/htmx/", live.LivePageView.as_view(library="htmx"), name="live-htmx"),
     path("live/datastar/", live.LivePageView.as_view(library="datastar"), name="live-datastar"),
     path("api/live/", live.LiveFeed.as_view(), name="live-feed"),
-    # OpenAI's paths, so that base_url="http://host/v1" works in every OpenAI client.
     path("activity/", activity.ActivityPageView.as_view(), name="activity-page"),
     path("api/activity/", activity.ActivityFeed.as_view(), name="activity"),
     path("api/activity/publish/", activity.ActivityPublish.as_view(), name="activity-publish"),
+    path("tabs/", tabs.TabsPageView.as_view(), name="tabs-page"),
+    path("api/clock/", tabs.ClockView.as_view(), name="clock"),
     path("chat/", llm.ChatPageView.as_view(), name="chat-page"),
+    # OpenAI's paths, so that base_url="http://host/v1" works in every OpenAI client.
     path("v1/chat/completions", llm.DemoChatView.as_view(), name="chat-completions"),
     path("v1/models", ModelListView.as_view(models=[llm.MODEL]), name="models"),
     path("v1/models/<path:model>", ModelDetailView.as_view(models=[llm.MODEL]), name="model"),

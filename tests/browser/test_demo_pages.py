@@ -82,9 +82,13 @@ def test_home_links_to_every_demo(page):
     page.goto("/")
     expect(page.locator("h1")).to_have_text("Demos")
     hrefs = page.locator(".card h2 a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
-    assert {"/ticker/", "/reconnect/", "/errors/", "/chat/"} <= set(hrefs)
-    for href in ["/ticker/", "/reconnect/", "/errors/", "/chat/"]:
+    assert {"/ticker/", "/reconnect/", "/errors/", "/chat/", "/tabs/"} <= set(hrefs)
+    for href in ["/ticker/", "/reconnect/", "/errors/", "/chat/", "/tabs/"]:
         assert page.request.get(href).status == 200
+    # An NDJSON answer is a file to keep, not a page: a plain link would show it as text (issue 23).
+    ndjson = page.locator("a[href*='format=ndjson']")
+    assert ndjson.count() >= 2
+    assert all(ndjson.nth(i).get_attribute("download") for i in range(ndjson.count()))
     screenshot(page, "home")
 
 
@@ -104,6 +108,22 @@ def test_every_page_loads_without_a_failed_request(page):
             for panel in ("#batch", "#stream"):
                 expect(page.locator(panel)).to_have_attribute("data-state", "complete", timeout=15_000)
     assert failed == []
+
+
+# --- tabs -----------------------------------------------------------------------------------------
+
+
+def test_tabs_page_shows_which_tab_leads(page):
+    """One tab here; tests/browser/test_shared_tabs.py opens eight."""
+    page.goto("/tabs/?interval=100")
+    expect(page.locator("#tabs .count")).not_to_have_text("0")
+    expect(page.locator("#tabs .role")).to_have_text("leader: reads the server's stream")
+    expect(page.locator("#tabs .streams")).to_have_text("1")
+    assert page.title().startswith("★ leader")
+    assert texts(page, "#tabs .gaps, #tabs .duplicates") == ["0", "0"]
+    screenshot(page, "tabs")
+    page.goto("/tabs/?interval=100&shared=0")
+    expect(page.locator("#tabs .role")).to_have_text("a stream of its own")
 
 
 # --- ticker ---------------------------------------------------------------------------------------
@@ -329,38 +349,40 @@ def test_plain_eventsource_tells_the_error_event_from_a_connection_error(page):
 
 
 POST_STREAM_JS = """
-async ({ helper, url, withToken }) => {
+async ({ helper, url, options }) => {
   const { postStream } = await import(helper);
-  const csrf = document.cookie.match(/(?:^|; )csrftoken=([^;]*)/)?.[1] ?? "";
   const log = [];
   const handle = postStream(url, { question: "how many?" }, {
-    headers: withToken ? { "X-CSRFToken": decodeURIComponent(csrf) } : {},
+    ...options,
     onItem: (item) => log.push(["item", item]),
     onDone: () => log.push(["done"]),
     onError: (err) => log.push(["error", err.kind, err.status]),
   });
-  return { outcome: await handle.finished, log, hadCookie: csrf !== "" };
+  return { outcome: await handle.finished, log };
 }
 """
 
 
 def test_post_stream_with_django_csrf_token(page):
+    """postStream() sends Django's token from the csrftoken cookie by itself; without it Django refuses the POST."""
     page.goto("/csrf-page/")  # any page that sets the csrftoken cookie
+    assert page.evaluate("document.cookie").startswith("csrftoken=")
     args = {"helper": "/static/dualstream/dualstream.js", "url": "/count/?n=3"}
-    out = page.evaluate(POST_STREAM_JS, {**args, "withToken": True})
+    out = page.evaluate(POST_STREAM_JS, {**args, "options": {}})
     assert out == {
         "outcome": "done",
         "log": [["item", {"i": 0}], ["item", {"i": 1}], ["item", {"i": 2}], ["done"]],
-        "hadCookie": True,
     }
-    out = page.evaluate(POST_STREAM_JS, {**args, "withToken": False})
-    assert out["log"] == [["error", "http", 403]]  # Django's CSRF check refused the POST
+    out = page.evaluate(POST_STREAM_JS, {**args, "options": {"csrf": False}})
+    assert out == {"outcome": "error", "log": [["error", "http", 403]]}  # Django's CSRF check; not retried
 
 
 # --- chat -----------------------------------------------------------------------------------------
 
 
 def test_chat_page_streams_a_post_and_matches_the_batch_answer(page):
+    failed: list[str] = []  # the reply ends with `data: [DONE]`: the helper must not cut the response's end off
+    page.on("requestfailed", lambda r: failed.append(f"{r.failure} {r.url}"))
     page.goto("/chat/")
     prompt = f"Why is the sky blue? {HOSTILE_ITEM}"
     fill(page, "#chat-form", prompt=prompt)
@@ -381,3 +403,4 @@ def test_chat_page_streams_a_post_and_matches_the_batch_answer(page):
     assert int(page.text_content(".timings .count")) == tokens
     assert page.locator(".bubble.user").nth(0).text_content() == prompt
     assert page.evaluate("window.__xss") is None and page.locator("main img").count() == 0
+    assert failed == []

@@ -1,34 +1,31 @@
 /**
- * dualstream.js: the browser side of a dualstream view. One dependency-free ES module, no build step.
+ * dualstream.js: the browser side of a dualstream view. One dependency-free ES module, no build
+ * step; TypeScript declarations in dualstream.d.ts beside it.
  *
  * A dualstream URL answers either a batch JSON document `{"items": [...]}` or a Server-Sent
  * Events stream (`?stream=1`). This module reads either one through the same callbacks:
  *
- * - `stream(url, options)`: GET with `EventSource` (automatic reconnection with Last-Event-ID),
- *   or, where there is no `EventSource` or with `mode: "batch"`, one fetch of the batch JSON.
- * - `postStream(url, body, options)`: POST (or any method) read as SSE with `fetch()`,
- *   for what `EventSource` cannot do: a request body, custom headers, OpenAI-style streams.
- * - `createSSEParser(onEvent)`: the incremental `text/event-stream` parser that `postStream`
- *   uses, on its own (WHATWG HTML "Server-sent events" parsing rules).
+ * - `stream(url, options)`: GET with `EventSource`; with `headers`, `body` or `method`, over
+ *   `fetch()` instead (reconnects with `Last-Event-ID`, backs off on 5xx and network errors,
+ *   stops on `done`, 204 and 4xx); `mode: "batch"` reads the batch JSON once.
+ *   `shared: true`: one server stream for every tab of the origin that reads the same URL.
+ * - `postStream(url, body, options)`: `stream()` with a POST body, e.g. an OpenAI-style stream.
+ * - `createSSEParser(onEvent)`: the incremental `text/event-stream` parser of the fetch transport.
+ * - `csrfToken()`: Django's CSRF token, read the way Django's documentation says.
  *
  * The wire, as a dualstream view speaks it:
  * - unnamed (`message`) events carry items: JSON text, or plain text for string items;
  * - named events are the view's own (`Event(..., event="progress")`), delivered to `onEvent[name]`;
  * - `event: done` ends a completed stream: the helper closes, so the browser does not reconnect;
  * - `event: error` with `{"error": {"status", "message"}}` reports a failure after the stream began;
- * - a stream that ends without `done` was cut: `EventSource` reconnects and resumes by itself.
+ * - a stream that ends without `done` was cut: the helper reconnects and resumes after the last id.
  *
- * The module never writes to the DOM: what you do with event data is up to your callbacks
- * (use `textContent`, never `innerHTML`, for text that came from the server).
- *
- * Usage (copy-paste):
- *
- * In a Django template, import from `{% static 'dualstream/dualstream.js' %}` instead of the path below.
+ * The module never writes to the DOM: use `textContent`, never `innerHTML`, for server text.
  *
  * ```html
  * <ul id="log"></ul>
  * <script type="module">
- *   import { stream } from "/static/dualstream/dualstream.js";
+ *   import { stream } from "/static/dualstream/dualstream.js";  // in a template: {% static 'dualstream/dualstream.js' %}
  *
  *   const log = document.getElementById("log");
  *   const handle = stream("/countdown/", {
@@ -40,25 +37,21 @@
  *     onEvent: { progress(text) { document.title = text; } },   // named events
  *     onDone() { console.log("complete"); },
  *     onError(err) { console.error(err.kind, err.status, err.message); },
- *     onState(state) { console.log(state); }  // connecting, open, reconnecting, closed
+ *     onState(state) { console.log(state); }  // connecting, open, reconnecting, paused, closed
  *   });
  *   // handle.close() stops it; await handle.finished -> "done" | "error" | "closed"
  * </script>
  * ```
  *
- * POST, e.g. an OpenAI-compatible chat completion (Django wants its CSRF token on a POST):
+ * POST, e.g. an OpenAI-compatible chat completion (the `X-CSRFToken` header is added for you):
  *
  * ```js
  * import { postStream } from "/static/dualstream/dualstream.js";
  * const out = document.getElementById("out");  // e.g. <pre id="out"></pre>
- * const csrf = document.cookie.match(/(?:^|; )csrftoken=([^;]*)/)?.[1] ?? "";
- * const abort = new AbortController();
  * postStream("/v1/chat/completions", { model: "demo", stream: true, messages: [{ role: "user", content: "Hi" }] }, {
- *   headers: { "X-CSRFToken": decodeURIComponent(csrf) },
  *   doneData: "[DONE]",                   // OpenAI streams end with `data: [DONE]`
- *   signal: abort.signal,                 // abort.abort() cancels the request
  *   onItem(chunk) { out.textContent += chunk.choices[0]?.delta?.content ?? ""; },
- *   onDone() {}, onError(err) { console.error(err); }
+ *   onError(err) { console.error(err); }
  * });
  * ```
  *
@@ -124,12 +117,17 @@ export class StreamError extends Error {
  * parser.end();
  * ```
  *
+ * An event (or a line) that grows past `maxEventSize` characters before it is dispatched makes
+ * `feed()` throw a `StreamError` of kind `"protocol"`: a bound on memory, whatever the server sends.
+ *
  * @param {(event: SSEEvent) => void} onEvent  Called once per dispatched event.
- * @param {{onRetry?: (ms: number) => void}} [options]  `onRetry` is told each valid `retry` field.
+ * @param {{onRetry?: (ms: number) => void, maxEventSize?: number, lastEventId?: string}} [options]
+ *   `onRetry` is told each valid `retry` field; `maxEventSize` defaults to 4 MiB of text;
+ *   `lastEventId` is the id a resumed stream starts from.
  * @returns {{feed(chunk: string | BufferSource): void, end(): void,
  *           readonly lastEventId: string, readonly retry: number | null}}
  */
-export function createSSEParser(onEvent, { onRetry } = {}) {
+export function createSSEParser(onEvent, { onRetry, maxEventSize = MAX_EVENT_SIZE, lastEventId = "" } = {}) {
   const lineBreak = /[\r\n]/g;
   let decoder = null;       // created on the first chunk of bytes
   let bomPending = true;    // text input: one leading U+FEFF is still to be dropped
@@ -138,8 +136,8 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
   let data = "";
   let sawData = false;
   let eventType = "";
-  let idBuffer = "";        // the spec's "last event ID buffer": set by each `id` field as it is parsed
-  let lastId = "";          // the spec's "last event ID string": the buffer as of the last blank line
+  let idBuffer = lastEventId;  // the spec's "last event ID buffer": set by each `id` field as it is parsed
+  let lastId = lastEventId;    // the spec's "last event ID string": the buffer as of the last blank line
   let retry = null;
 
   function dispatch() {
@@ -176,6 +174,9 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
         break;
       case "data":
         data += value + "\n";
+        if (data.length > maxEventSize) {
+          throw new StreamError(`An event is larger than ${maxEventSize} characters`, { kind: "protocol", lastEventId: lastId });
+        }
         sawData = true;
         break;
       case "id":
@@ -219,6 +220,9 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
       line(text_);
     }
     partial += text.slice(start);
+    if (partial.length + data.length > maxEventSize) {
+      throw new StreamError(`An event is larger than ${maxEventSize} characters`, { kind: "protocol", lastEventId: lastId });
+    }
   }
 
   return {
@@ -249,6 +253,11 @@ export function createSSEParser(onEvent, { onRetry } = {}) {
 // --- shared plumbing -------------------------------------------------------------------------
 
 const RESERVED = new Set(["message", "done", "error"]);
+/** How long after its final event a response may stay open before the helper closes it. */
+const END_GRACE_MS = 1000;
+/** The parser's default bound on one event, in characters (the fetch transport's; EventSource has its own). */
+const MAX_EVENT_SIZE = 4 * 1024 * 1024;
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 function decodeWith(parseJSON) {
   if (!parseJSON) return (text) => text;
@@ -324,17 +333,36 @@ function withParams(url, set, remove) {
 }
 
 /**
+ * Django's CSRF token, as Django's documentation reads it: the `csrftoken` cookie (or the name
+ * given, for a custom `CSRF_COOKIE_NAME`), else the `csrfmiddlewaretoken` field that
+ * `{% csrf_token %}` renders (with `CSRF_USE_SESSIONS` or `CSRF_COOKIE_HTTPONLY`). "" if neither.
+ * @param {string} [cookieName="csrftoken"]
+ * @returns {string}
+ */
+export function csrfToken(cookieName = "csrftoken") {
+  if (typeof document === "undefined") return "";
+  for (const pair of document.cookie ? document.cookie.split(";") : []) {
+    const [name, ...rest] = pair.trim().split("=");
+    if (name === cookieName) return decodeURIComponent(rest.join("="));
+  }
+  const field = document.querySelector("input[name=csrfmiddlewaretoken]");
+  return field ? field.value : "";
+}
+
+/**
  * The state machine and callbacks common to every way of reading: each callback fires at most
  * once after the end, and `finished` settles once.
  */
 function session(options) {
   let state = "connecting";
+  let role = "solo";
   let over = false;
   let resolve;
   const finished = new Promise((r) => { resolve = r; });
   const cleanups = [];
   const s = {
     get state() { return state; },
+    get role() { return role; },
     get over() { return over; },
     finished,
     setState(next) {
@@ -342,11 +370,16 @@ function session(options) {
       state = next;
       call(options.onState, next);
     },
+    setRole(next) {
+      if (over || next === role) return;
+      role = next;
+      queueMicrotask(() => call(options.onRole, next));  // never before the caller has its handle
+    },
     onCleanup(fn) { cleanups.push(fn); },
     end(outcome, error) {
       if (over) return;
       over = true;
-      for (const fn of cleanups) fn();
+      for (const fn of cleanups.splice(0).reverse()) fn();
       if (state !== "closed") {
         state = "closed";
         call(options.onState, "closed");
@@ -374,160 +407,473 @@ function handleOf(s) {
   return {
     /** Stop now: no reconnection and no further callbacks but `onState("closed")`. */
     close() { s.end("closed"); },
-    /** `"connecting"`, `"open"`, `"reconnecting"` or `"closed"`. */
+    /** `"connecting"`, `"open"`, `"reconnecting"`, `"paused"` or `"closed"`. */
     get state() { return s.state; },
+    /** `"solo"` (a stream of its own), or with `shared`: `"leader"` or `"follower"`. */
+    get role() { return s.role; },
     /** Settles once, never rejects: `"done"`, `"error"` or `"closed"` (by `close()` or the signal). */
     finished: s.finished,
   };
 }
 
-/** An item (`message`) or a named event, a `MessageEvent` or a parsed `SSEEvent`, to its callback. */
+/** An item (`message`) or a named event to its callback; `parsed` items come from a batch document. */
 function deliverEvent(ev, options, decode) {
   const named = options.onEvent || {};
   const handler = ev.type === "message" ? options.onItem : Object.hasOwn(named, ev.type) && named[ev.type];
-  if (handler) call(handler, decode(ev.data), ev);
+  if (handler) call(handler, ev.parsed ? ev.data : decode(ev.data), ev.parsed ? undefined : ev);
 }
 
-/** A batch document's items to `onItem`, then the end: `done`, or the error the document is instead. */
-async function deliverBatch(s, response, options) {
-  let body;
+/** A batch document's items, by `options.items(document)` or its `items` list; throws a StreamError. */
+function batchItems(body, options, status) {
+  const items = options.items ? options.items(body) : body && body.items;
+  if (Array.isArray(items)) return items;
+  throw serverError(body, "server", status, "") ||
+    new StreamError('The response has no "items" list', { kind: "protocol", status });
+}
+
+async function readJSON(response) {
   try {
-    body = await response.json();
+    return await response.json();
   } catch (err) {
-    if (!s.over) {
-      s.end("error", new StreamError("The response is not JSON",
-        { kind: "protocol", status: response.status, cause: err }));
-    }
-    return;
+    throw new StreamError("The response is not JSON", { kind: "protocol", status: response.status, cause: err });
   }
-  if (s.over) return;
-  if (!body || !Array.isArray(body.items)) {
-    s.end("error", serverError(body, "server", response.status, "") ||
-      new StreamError('The response has no "items" list', { kind: "protocol", status: response.status }));
-    return;
-  }
-  for (const item of body.items) {
-    if (s.over) return;  // closed from a callback
-    call(options.onItem, item, undefined);
-  }
-  s.end("done");
 }
 
-/**
- * `fetch()`, with a network failure or an error status ending the session: the response, or null.
- */
-async function fetchOrEnd(s, target, init) {
-  let response;
-  try {
-    response = await fetch(target, init);
-  } catch (err) {
-    if (!s.over) s.end("error", new StreamError("The request failed", { kind: "network", cause: err }));
-    return null;
-  }
-  if (s.over) return null;
-  if (!response.ok) {
-    const err = await httpError(response, "");
-    if (!s.over) s.end("error", err);
-    return null;
-  }
-  return response;
-}
+// --- transports: each one opens one connection (and its own reconnections) for a sink ----------
+//
+// A sink is {open(), state(name), event({type, data, lastEventId, parsed?}), end(outcome, error?)};
+// a transport returns {close(), listen(names)}. `end` comes once, after the response has ended.
 
-// --- batch ------------------------------------------------------------------------------------
-
-function runBatch(target, options, s) {
+function batchTransport(target, options, sink) {
   const controller = new AbortController();
-  s.onCleanup(() => controller.abort());
   (async () => {
-    const response = await fetchOrEnd(s, target, {
-      headers: { Accept: "application/json" },
-      credentials: options.withCredentials ? "include" : "same-origin",
-      signal: controller.signal,
-    });
-    if (!response) return;
-    s.setState("open");
-    await deliverBatch(s, response, options);
+    try {
+      const response = await fetch(target, {
+        headers: { Accept: "application/json" },
+        credentials: options.withCredentials ? "include" : "same-origin",
+        signal: controller.signal,
+      });
+      if (!response.ok) throw await httpError(response, "");
+      sink.open();
+      for (const item of batchItems(await readJSON(response), options, response.status)) {
+        sink.event({ type: "message", data: item, lastEventId: "", parsed: true });
+      }
+      sink.end("done");
+    } catch (err) {
+      if (controller.signal.aborted) return;
+      sink.end("error", err instanceof StreamError ? err
+        : new StreamError("The request failed", { kind: "network", cause: err }));
+    }
   })();
+  return { close: () => controller.abort(), listen() {} };
 }
 
-// --- EventSource -------------------------------------------------------------------------------
-
-function runEventSource(target, options, s) {
-  const es = new EventSource(target, { withCredentials: !!options.withCredentials });
-  s.onCleanup(() => es.close());
-  const decode = decodeWith(options.parseJSON !== false);
-  let lastId = options.lastEventId || "";
-  const seen = (e) => { if (e.lastEventId) lastId = e.lastEventId; };
-
+function eventSourceTransport(target, options, lastId, sink) {
+  // A new EventSource cannot send Last-Event-ID: the view reads `?lastEventId=` instead.
+  const url = lastId ? withParams(target, { lastEventId: lastId }, []) : target;
+  const es = new EventSource(url, { withCredentials: !!options.withCredentials });
+  const listened = new Set();
+  let ending = null;
+  let timer;
+  // A new EventSource knows no id until the server sends one: till then, the id it resumed after.
   const onMessage = (e) => {
-    if (s.over) return;
-    seen(e);
-    deliverEvent(e, options, decode);
+    if (!ending) sink.event({ type: e.type, data: e.data, lastEventId: e.lastEventId || lastId });
   };
-  es.addEventListener("open", () => s.setState("open"));
-  for (const name of ["message", ...Object.keys(options.onEvent || {})]) es.addEventListener(name, onMessage);
-  es.addEventListener("done", () => s.end("done"));
+  const listen = (names) => {
+    for (const name of names) {
+      if (!listened.has(name) && name !== "done" && name !== "error") es.addEventListener(name, onMessage);
+      listened.add(name);
+    }
+  };
+  const close = () => { clearTimeout(timer); es.close(); };
+  // The server ends the response right after `done` (or `error`): wait for that end, then close
+  // before the browser reconnects. Closing at the event itself would cancel a response whose last
+  // chunk is still in flight, which the browser reports as a failed (aborted) request.
+  const finish = (...outcome) => {
+    ending = outcome;
+    timer = setTimeout(() => { close(); sink.end(...outcome); }, END_GRACE_MS);
+  };
+  listen(["message", ...Object.keys(options.onEvent || {})]);
+  es.addEventListener("open", () => sink.open());
+  es.addEventListener("done", () => { if (!ending) finish("done"); });
   es.addEventListener("error", (e) => {
-    if (s.over) return;
-    if (typeof MessageEvent !== "undefined" && e instanceof MessageEvent) {
-      // A named `error` event from the server: it carries data, a connection error does not.
-      seen(e);
-      s.end("error", errorEventError(e.data, lastId));
+    if (ending) {
+      if (!(e instanceof MessageEvent)) { close(); sink.end(...ending); }  // the response ended
+    } else if (e instanceof MessageEvent) {
+      finish("error", errorEventError(e.data, e.lastEventId));  // the server's `event: error`
     } else if (es.readyState === EventSource.CLOSED) {
       // The browser gave up: an HTTP error status, a 204, or a response that is not an event stream.
-      s.end("error", new StreamError(
+      sink.end("error", new StreamError(
         "The event stream could not be opened (HTTP error, 204, or not text/event-stream)",
         { kind: "network", lastEventId: lastId }));
     } else {
-      s.setState("reconnecting");  // a cut: EventSource retries with Last-Event-ID by itself
+      sink.state("reconnecting");  // a cut: EventSource retries with Last-Event-ID by itself
     }
   });
+  return { close, listen };
 }
 
 /**
- * Read a dualstream URL: as SSE with `EventSource`, or as one batch JSON request where streaming
- * is unavailable or `mode` is `"batch"`. The same callbacks serve both.
- *
- * @param {string | URL} url  The view's URL; `stream`/`format` query parameters are set here.
- * @param {object} [options]
- * @param {(data: any, event?: MessageEvent) => void} [options.onItem]  Each item (`event` is undefined in batch mode).
- * @param {Object<string, (data: any, event: MessageEvent) => void>} [options.onEvent]
- *   Handlers for named events, by name (SSE only; `message`, `done` and `error` are reserved).
- * @param {() => void} [options.onDone]  The stream completed (`done` event, or the batch was delivered).
- * @param {(error: StreamError) => void} [options.onError]  It failed: nothing follows.
- * @param {(state: string) => void} [options.onState]  `connecting`, `open`, `reconnecting`, `closed`.
- * @param {"auto" | "sse" | "batch"} [options.mode="auto"]  `auto`: SSE if the browser has EventSource.
- * @param {boolean} [options.parseJSON=true]  `JSON.parse` event data, keeping the text if it is not JSON.
- *   A string item that looks like JSON (`"42"`) then arrives parsed: set `false` to get raw text.
- * @param {string} [options.lastEventId]  Resume after this id (sent as `?lastEventId=`).
- * @param {boolean} [options.withCredentials=false]  Send cookies cross-origin.
- * @param {AbortSignal} [options.signal]  Aborting it is `close()`.
- * @returns {{close(): void, readonly state: string, finished: Promise<"done" | "error" | "closed">}}
+ * SSE over `fetch()`: any method, body and headers. Reconnects after a cut with `Last-Event-ID`,
+ * retries 5xx, 408, 429 and network errors with exponential backoff, and stops on `done`, 204 and
+ * any other 4xx. A request other than GET is sent again only where it cannot repeat what the page
+ * has seen: before the first event, or once the server has sent an id to resume after.
  */
-export function stream(url, options = {}) {
-  checkHandlers(options.onEvent);
-  const mode = options.mode || "auto";
-  if (!["auto", "sse", "batch"].includes(mode)) throw new TypeError(`dualstream: unknown mode ${mode}`);
-  const hasEventSource = typeof globalThis.EventSource === "function";
-  const batch = mode === "batch" || (mode === "auto" && !hasEventSource);
-  const sseParams = options.lastEventId ? { stream: "1", lastEventId: options.lastEventId } : { stream: "1" };
-  const target = batch
-    ? withParams(url, { format: "json" }, ["stream", "format"])
-    : withParams(url, sseParams, ["stream", "format"]);  // a bad URL throws here, before any callback
-  const s = session(options);
-  if (s.abortedAtStart) {
-    // nothing to start: the session closes itself
-  } else if (batch) {
-    runBatch(target, options, s);
-  } else if (!hasEventSource) {
-    queueMicrotask(() => s.end("error", new StreamError("This browser has no EventSource", { kind: "unsupported" })));
-  } else {
-    runEventSource(target, options, s);
+function fetchTransport(request, options, lastId, sink) {
+  let closed = false;
+  let controller = null;
+  let timer;
+  let delay = options.retryDelay ?? 1000;   // the server's `retry:` replaces it
+  let failures = 0;
+  let delivered = false;      // an event reached the page: a request sent again must not repeat it
+  const maxDelay = options.maxRetryDelay ?? 30_000;
+  const decodeJSON = (response) => readJSON(response).then((body) => batchItems(body, options, response.status));
+  const replayable = !(typeof ReadableStream !== "undefined" && request.body instanceof ReadableStream);
+
+  const end = (...outcome) => {
+    if (closed) return;
+    closed = true;
+    sink.end(...outcome);
+  };
+  const retry = (error, backoff) => {
+    if (closed) return;
+    if (!replayable || options.reconnect === false || (request.method !== "GET" && delivered && !lastId) ||
+        (backoff && failures >= (options.maxRetries ?? Infinity))) {
+      end("error", error);
+      return;
+    }
+    const wait = backoff ? Math.min(maxDelay, delay * 2 ** failures) * (0.5 + Math.random() / 2) : delay;
+    if (backoff) failures += 1;
+    sink.state("reconnecting");
+    timer = setTimeout(attempt, wait);
+  };
+
+  async function attempt() {
+    controller = new AbortController();
+    const headers = new Headers(request.headers);
+    if (lastId) headers.set("Last-Event-ID", lastId);
+    let response;
+    try {
+      response = await fetch(request.url, {
+        method: request.method, headers, body: request.body, credentials: request.credentials,
+        cache: "no-store", signal: controller.signal,
+      });
+    } catch (err) {
+      retry(new StreamError("The request failed", { kind: "network", cause: err, lastEventId: lastId }), true);
+      return;
+    }
+    if (closed) return;
+    if (response.status === 204) return end("done");  // nothing (more) to stream: the server says complete
+    if (!response.ok) {
+      const error = await httpError(response, lastId);
+      const transient = response.status >= 500 || response.status === 408 || response.status === 429;
+      if (transient) retry(error, true);
+      else end("error", error);  // 401, 403, 404...: asking again would get the same answer
+      return;
+    }
+    sink.open();
+    const type = (response.headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
+    if (type === "application/json") {
+      try {
+        for (const item of await decodeJSON(response)) {
+          sink.event({ type: "message", data: item, lastEventId: lastId, parsed: true });
+        }
+        end("done");
+      } catch (err) {
+        end("error", err);
+      }
+      return;
+    }
+    if (type !== "text/event-stream") {
+      controller.abort();
+      return end("error", new StreamError(`Expected text/event-stream, got ${type || "no Content-Type"}`,
+        { kind: "protocol", status: response.status }));
+    }
+    // The end (`done`, `doneData` or `error`) is reported once the server has ended the response,
+    // which it does right after: cancelling the body at the event itself would abort a response
+    // whose last chunk is still in flight. A server that keeps it open is cut after END_GRACE_MS.
+    let ending = null;
+    const parser = createSSEParser((ev) => {
+      if (ending || closed) return;
+      failures = 0;
+      lastId = ev.lastEventId;
+      if (ev.type === "done" || (ev.type === "message" && options.doneData != null && ev.data === options.doneData)) {
+        ending = ["done"];
+      } else if (ev.type === "error") {
+        ending = ["error", errorEventError(ev.data, ev.lastEventId)];
+      } else {
+        delivered = true;
+        sink.event(ev);
+      }
+      if (ending) timer = setTimeout(() => controller.abort(), END_GRACE_MS);
+    }, { onRetry: (ms) => { delay = ms; }, maxEventSize: options.maxEventSize, lastEventId: lastId });
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || closed) break;
+        if (!ending) parser.feed(value);
+      }
+    } catch (err) {
+      if (err instanceof StreamError) {   // the parser's size cap
+        controller.abort();
+        return end("error", err);
+      }
+      // otherwise the connection broke: a cut, unless the end was in already
+    }
+    clearTimeout(timer);
+    if (closed) return;
+    if (ending) return end(...ending);
+    parser.end();
+    lastId = parser.lastEventId;
+    retry(new StreamError("The stream ended before it was complete", { kind: "network", lastEventId: lastId }), false);
   }
-  return handleOf(s);
+
+  attempt();
+  return {
+    close() { closed = true; clearTimeout(timer); controller?.abort(); },
+    listen() {},
+  };
 }
 
-// --- fetch-based SSE (POST) ---------------------------------------------------------------------
+// --- page lifecycle: pagehide/pageshow (bfcache), freeze/resume, and optionally hidden tabs -----
+
+/** Calls `suspend()` when the page goes away (or hides, with `pauseWhenHidden`) and `resume()` when it is back. */
+function watchPage(s, options, suspend, resume) {
+  if (typeof window === "undefined" || typeof document === "undefined") return false;
+  const reasons = new Set();
+  const set = (reason, on) => {
+    const was = reasons.size > 0;
+    if (on) reasons.add(reason); else reasons.delete(reason);
+    if (!s.over && was !== reasons.size > 0) (was ? resume : suspend)();
+  };
+  const listeners = [
+    [window, "pagehide", () => set("page", true)],           // leaving, or going into the bfcache
+    [window, "pageshow", (e) => { if (e.persisted) set("page", false); }],
+    [document, "freeze", () => set("frozen", true)],          // a background tab about to be frozen
+    [document, "resume", () => set("frozen", false)],
+  ];
+  if (options.pauseWhenHidden) {
+    listeners.push([document, "visibilitychange", () => set("hidden", document.visibilityState === "hidden")]);
+    if (document.visibilityState === "hidden") reasons.add("hidden");
+  }
+  for (const [target, name, fn] of listeners) target.addEventListener(name, fn);
+  s.onCleanup(() => { for (const [target, name, fn] of listeners) target.removeEventListener(name, fn); });
+  return reasons.size > 0;
+}
+
+// --- one stream per tab ---------------------------------------------------------------------------
+
+function solo(s, options, open, lastId) {
+  const decode = decodeWith(options.parseJSON !== false);
+  let conn = null;
+  const sink = {
+    open: () => s.setState("open"),
+    state: (name) => s.setState(name),
+    event(ev) {
+      if (s.over || conn === null) return;
+      if (!ev.parsed) lastId = ev.lastEventId;
+      deliverEvent(ev, options, decode);
+    },
+    end: (outcome, error) => { conn = null; s.end(outcome, error); },
+  };
+  const start = () => { s.setState("connecting"); conn = open(lastId, sink); };
+  const stop = () => { conn?.close(); conn = null; };
+  s.onCleanup(stop);
+  const paused = watchPage(s, options, () => { stop(); s.setState("paused"); }, start);
+  s.setRole("solo");
+  if (paused) s.setState("paused");
+  else conn = open(lastId, sink);
+}
+
+// --- one stream per browser: a leader tab reads, the others follow ---------------------------------
+
+/** Ids of the recent events, for dropping the ones a handover delivers twice. */
+function recentKeys(size) {
+  const keys = new Set();
+  return {
+    add(key) {
+      if (keys.has(key)) return false;
+      keys.add(key);
+      if (keys.size > size) keys.delete(keys.values().next().value);
+      return true;
+    },
+  };
+}
+
+/**
+ * Every tab that reads `name` asks for the Web Lock `name`; the one holding it (the leader) reads
+ * the server stream and posts each event on the BroadcastChannel `name`; the others (followers)
+ * deliver what it posts. When the leader goes (closed, navigated, hidden into the bfcache, frozen:
+ * it releases the lock on pagehide and freeze; a tab that dies releases it too), the next tab in
+ * the lock's queue leads and resumes after the last id it saw. A handover may deliver an event
+ * twice at the server's side; each tab drops what it has already delivered, by event id and
+ * position after it. A leader that stops answering for two watchdog periods (paused by a
+ * debugger, a frozen tab that got no `freeze` event) has its lock stolen.
+ */
+function shared(s, options, open, lastId, name) {
+  const decode = decodeWith(options.parseJSON !== false);
+  const me = Math.random().toString(36).slice(2);
+  const names = Object.keys(options.onEvent || {});
+  const history = [];            // the last events, for a tab that comes back from the bfcache or a freeze
+  const historySize = options.sharedHistory ?? 500;
+  const seen = recentKeys(historySize * 2);
+  const watchdogMs = options.watchdog ?? 2000;
+  let channel = null;
+  let conn = null;               // the server stream, while this tab leads
+  let release = null;            // lets go of the lock, while this tab leads
+  let abortLock = null;          // withdraws the lock request, while this tab waits for it
+  let pending = null;            // events that came before the leader's answer to "hello"
+  // An event's key: its id, and its position after the event that set that id (0). A new leader
+  // resumes after the last id, at position 1, as every leader before it counted.
+  let prev = lastId;
+  let index = 0;
+  let heard = true;
+  let pinged = false;
+  let timer;
+  let fellBack = false;
+
+  const post = (message) => { try { channel.postMessage(message); } catch { /* closed */ } };
+  const keyOf = (ev) => {
+    if (ev.lastEventId !== prev) { prev = ev.lastEventId; index = 0; } else index += 1;
+    return `${prev}\n${index}`;
+  };
+  // Each event is delivered once in each tab, whichever leader it came through.
+  const deliver = (ev, key) => {
+    if (s.over || !seen.add(key)) return;
+    history.push({ ev, key });     // every tab keeps it: any of them may lead next
+    if (history.length > historySize) history.shift();
+    lastId = ev.lastEventId;
+    if (s.state !== "open") s.setState("open");
+    deliverEvent(ev, options, decode);
+  };
+  const sink = {
+    open() { s.setState("open"); post({ t: "state", state: "open" }); },
+    state(state) { s.setState(state); post({ t: "state", state }); },
+    event(ev) {
+      if (s.over || conn === null) return;
+      const key = keyOf(ev);
+      post({ t: "ev", ev, key });
+      deliver(ev, key);
+    },
+    end(outcome, error) {
+      conn = null;
+      post({ t: "end", outcome, error: error && { message: error.message, kind: error.kind, status: error.status, detail: error.detail, lastEventId: error.lastEventId } });
+      s.end(outcome, error);
+    },
+  };
+
+  function lead() {
+    s.setRole("leader");
+    if (pending) { for (const [ev, key] of pending) deliver(ev, key); pending = null; }
+    post({ t: "lead" });
+    prev = lastId;
+    index = 0;
+    s.setState("connecting");
+    conn = open(lastId, sink);
+  }
+
+  function requestLock(steal) {
+    abortLock = new AbortController();
+    const lockOptions = steal ? { steal: true } : { signal: abortLock.signal };
+    navigator.locks.request(name, lockOptions, () => new Promise((resolve) => {
+      abortLock = null;
+      release = () => { release = null; resolve(); };
+      if (s.over || channel === null) release();
+      else lead();
+    })).catch(() => {
+      // Withdrawn by this tab (abortLock), or stolen from a leader that stopped answering: if it
+      // still runs, it steps down and queues again as a follower.
+      if (release && !s.over && channel !== null) {
+        release = null;
+        conn?.close();
+        conn = null;
+        s.setRole("follower");
+        requestLock(false);
+      }
+    });
+  }
+
+  function onMessage({ data: m }) {
+    if (s.over) return;
+    if (m.t !== "hello" && m.t !== "ping") { heard = true; pinged = false; }
+    if (m.t === "ev") {
+      if (pending) pending.push([m.ev, m.key]);
+      else deliver(m.ev, m.key);
+    } else if (m.t === "end") {
+      const e = m.error;
+      s.end(m.outcome, e && new StreamError(e.message, e));
+    } else if (m.t === "state" && !release) {
+      s.setState(m.state);
+    } else if (m.t === "hello" && release) {
+      conn?.listen(m.names);
+      // A tab back from the bfcache gets what it missed; a new tab starts from now.
+      let replay = [];
+      if (!m.fresh && m.lastId !== lastId) {
+        const at = history.findLastIndex((h) => h.ev.lastEventId === m.lastId);
+        replay = at < 0 ? null : history.slice(at + 1);
+      }
+      post({ t: "sync", to: m.from, lastId, replay, state: s.state });
+    } else if (m.t === "sync" && m.to === me && pending) {
+      if (m.replay === null) return fallBack();   // too much missed: read it from the server alone
+      if (!lastId) { lastId = m.lastId; prev = lastId; }
+      for (const { ev, key } of m.replay) deliver(ev, key);
+      for (const [ev, key] of pending) deliver(ev, key);
+      pending = null;
+      s.setState(m.state);
+    } else if (m.t === "lead" && !release) {
+      post({ t: "names", names });
+    } else if (m.t === "names" && release) {
+      conn?.listen(m.names);
+    } else if (m.t === "ping" && release) {
+      post({ t: "pong" });
+    }
+  }
+
+  function join(fresh) {
+    channel = new BroadcastChannel(name);
+    channel.onmessage = onMessage;
+    pending = [];
+    s.setRole("follower");
+    s.setState("connecting");
+    post({ t: "hello", from: me, lastId, fresh, names });
+    requestLock(false);
+    heard = true;
+    pinged = false;
+    timer = setInterval(() => {
+      if (release || s.over) return;
+      if (pinged && !heard) { abortLock?.abort(); requestLock(true); return; }  // the leader is gone: take over
+      if (!heard) { post({ t: "ping" }); pinged = true; }
+      heard = false;
+    }, watchdogMs);
+  }
+
+  function leave() {
+    clearInterval(timer);
+    conn?.close();
+    conn = null;
+    abortLock?.abort();
+    abortLock = null;
+    release?.();
+    channel?.close();
+    channel = null;
+    pending = null;
+  }
+
+  function fallBack() {
+    leave();
+    fellBack = true;
+    solo(s, options, open, lastId);
+  }
+
+  s.onCleanup(() => { if (!fellBack) leave(); });
+  const paused = watchPage(s, options, () => { if (!fellBack) { leave(); s.setState("paused"); } },
+    () => { if (!fellBack) join(!lastId); });
+  if (paused) s.setState("paused");
+  else join(!lastId);
+}
+
+// --- the public entry points ---------------------------------------------------------------------
 
 function isBodyInit(body) {
   return typeof body === "string" ||
@@ -538,99 +884,80 @@ function isBodyInit(body) {
     body instanceof ArrayBuffer || ArrayBuffer.isView(body);
 }
 
-/**
- * Send a request with a body and read the answer as SSE with `fetch()`: what EventSource cannot do.
- * A plain object `body` is sent as JSON (`Content-Type: application/json`); a string, `FormData`,
- * `Blob`, `URLSearchParams` or bytes as they are. The request asks for `Accept: text/event-stream`.
- *
- * Unlike EventSource there is no reconnection: a stream cut before its end (no `done` event, no
- * `doneData`) is an `onError` of kind `"network"` whose `lastEventId` lets you resume it yourself
- * (send it as a `Last-Event-ID` header). A JSON answer is accepted too: `{"items": [...]}` is
- * delivered item by item, `{"error": ...}` is reported.
- *
- * @param {string | URL} url
- * @param {any} body
- * @param {object} [options]  The callbacks of `stream()` (`onItem`, `onEvent`, `onDone`, `onError`,
- *   `onState`), `parseJSON`, `signal`, and:
- * @param {Object<string, string>} [options.headers]  Extra request headers (e.g. `X-CSRFToken`).
- * @param {string} [options.method="POST"]
- * @param {string} [options.doneData]  Message data that ends the stream, e.g. `"[DONE]"` for OpenAI.
- * @param {RequestCredentials} [options.credentials="same-origin"]
- * @returns {{close(): void, readonly state: string, finished: Promise<"done" | "error" | "closed">}}
- */
-export function postStream(url, body, options = {}) {
-  checkHandlers(options.onEvent);
-  const decode = decodeWith(options.parseJSON !== false);
+/** The fetch request: headers, JSON body, and Django's CSRF token on an unsafe same-origin request. */
+function fetchRequest(url, options) {
+  const method = (options.method || (options.body != null ? "POST" : "GET")).toUpperCase();
   const headers = new Headers(options.headers || {});
   if (!headers.has("Accept")) headers.set("Accept", "text/event-stream");
-  let payload = body;
-  if (body !== undefined && body !== null && !isBodyInit(body)) {
-    payload = JSON.stringify(body);
+  let body = options.body ?? undefined;
+  if (body !== undefined && !isBodyInit(body)) {
+    body = JSON.stringify(body);
     if (!headers.has("Content-Type")) headers.set("Content-Type", "application/json");
   }
-  const target = resolveURL(url).href;
-  // Everything above may throw (a bad URL or header, a body JSON cannot encode): before any callback.
+  const sameOrigin = typeof location === "undefined" || new URL(url).origin === location.origin;
+  if (!SAFE_METHODS.has(method) && sameOrigin && options.csrf !== false && !headers.has("X-CSRFToken")) {
+    const token = csrfToken(options.csrfCookieName);
+    if (token) headers.set("X-CSRFToken", token);
+  }
+  const credentials = options.credentials || (options.withCredentials ? "include" : "same-origin");
+  return { url, method, headers, body, credentials };
+}
+
+/**
+ * Read a dualstream URL: as SSE (with `EventSource`, or over `fetch()` when the request needs
+ * headers, a body or another method), or as one batch JSON request with `mode: "batch"` or where
+ * the browser has no EventSource. The same callbacks serve every way.
+ *
+ * @param {string | URL} url  The view's URL; `stream`/`format` query parameters are set here.
+ * @param {object} [options]  The callbacks and options, each described in dualstream.d.ts.
+ * @returns {{close(): void, readonly state: string, readonly role: string,
+ *            finished: Promise<"done" | "error" | "closed">}}
+ */
+export function stream(url, options = {}) {
+  return start(url, options, false);
+}
+
+/**
+ * `stream()` with a request body, POST unless `options.method` says otherwise. A plain object is
+ * sent as JSON; a string, `FormData`, `Blob`, `URLSearchParams` or bytes as they are. The URL is
+ * used as given (the request asks for `Accept: text/event-stream`); Django's CSRF token is sent.
+ */
+export function postStream(url, body, options = {}) {
+  return start(url, { method: "POST", ...options, body }, true);
+}
+
+function start(url, options, asIs) {
+  checkHandlers(options.onEvent);
+  const mode = options.mode || "auto";
+  if (!["auto", "sse", "batch"].includes(mode)) throw new TypeError(`dualstream: unknown mode ${mode}`);
+  const hasEventSource = typeof globalThis.EventSource === "function";
+  const viaFetch = asIs || options.transport === "fetch" ||
+    options.headers !== undefined || options.body !== undefined || options.method !== undefined;
+  const batch = !asIs && (mode === "batch" || (mode === "auto" && !hasEventSource && !viaFetch));
+  // A bad URL, header or body throws here, before any callback.
+  const target = asIs ? resolveURL(url).href
+    : withParams(url, batch ? { format: "json" } : { stream: "1" }, ["stream", "format", "lastEventId"]);
+  let open;
+  let method = "GET";
+  if (batch) {
+    open = (lastId, sink) => batchTransport(target, options, sink);
+  } else if (viaFetch) {
+    const request = fetchRequest(target, options);
+    method = request.method;
+    open = (lastId, sink) => fetchTransport(request, options, lastId, sink);
+  } else if (hasEventSource) {
+    open = (lastId, sink) => eventSourceTransport(target, options, lastId, sink);
+  }
   const s = session(options);
   if (s.abortedAtStart) return handleOf(s);
-  const controller = new AbortController();
-  s.onCleanup(() => controller.abort());
-
-  (async () => {
-    const response = await fetchOrEnd(s, target, {
-      method: options.method || "POST",
-      headers,
-      body: payload === null ? undefined : payload,
-      credentials: options.credentials || "same-origin",
-      cache: "no-store",
-      signal: controller.signal,
-    });
-    if (!response) return;
-    if (response.status === 204) {   // nothing (more) to stream: the server's way to say "complete"
-      s.end("done");
-      return;
-    }
-    s.setState("open");
-    const type = (response.headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
-    if (type === "application/json") {
-      await deliverBatch(s, response, options);
-      return;
-    }
-    if (type !== "text/event-stream") {
-      s.end("error", new StreamError(`Expected text/event-stream, got ${type || "no Content-Type"}`,
-        { kind: "protocol", status: response.status }));
-      return;
-    }
-    const parser = createSSEParser((ev) => {
-      if (s.over) return;
-      if (ev.type === "done" || (ev.type === "message" && options.doneData != null && ev.data === options.doneData)) {
-        s.end("done");
-      } else if (ev.type === "error") {
-        s.end("error", errorEventError(ev.data, ev.lastEventId));
-      } else {
-        deliverEvent(ev, options, decode);
-      }
-    });
-    const reader = response.body ? response.body.getReader() : null;
-    try {
-      while (reader && !s.over) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        parser.feed(value);
-      }
-      parser.end();
-    } catch (err) {
-      if (!s.over) {
-        s.end("error", new StreamError("The connection was lost",
-          { kind: "network", lastEventId: parser.lastEventId, cause: err }));
-      }
-      return;
-    } finally {
-      if (reader && s.over) reader.cancel().catch(() => {});
-    }
-    if (!s.over) {
-      s.end("error", new StreamError("The stream ended before it was complete",
-        { kind: "network", lastEventId: parser.lastEventId }));
-    }
-  })();
+  if (!open) {
+    queueMicrotask(() => s.end("error", new StreamError("This browser has no EventSource", { kind: "unsupported" })));
+    return handleOf(s);
+  }
+  const lastId = options.lastEventId || "";
+  const canShare = typeof BroadcastChannel === "function" && typeof navigator !== "undefined" && !!navigator.locks;
+  // Shared by URL: only a GET reads the same thing wherever it is sent from.
+  if (options.shared && !batch && method === "GET" && canShare) shared(s, options, open, lastId, `dualstream ${target}`);
+  else solo(s, options, open, lastId);
   return handleOf(s);
 }
