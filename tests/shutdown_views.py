@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from dualstream import DualModeView, Event
@@ -31,4 +31,9 @@ class Endless(DualModeView):
             sys.stderr.write("producer finally ran\n")  # one write: worker processes share the pipe
 
 
-urlpatterns = [path("endless/", Endless.as_view(heartbeat=5.0))]
+def plain(request: HttpRequest) -> HttpResponse:
+    """A request that is not a stream: none may fail while a worker stops and is replaced."""
+    return HttpResponse("ok")
+
+
+urlpatterns = [path("endless/", Endless.as_view(heartbeat=5.0)), path("plain/", plain)]

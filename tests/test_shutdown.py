@@ -1,5 +1,10 @@
 """Stopping a real server with streams open: uvicorn alone, and gunicorn with uvicorn workers.
 
+A server stops on a signal, or on its own when a worker reaches its request limit (uvicorn's
+``--limit-max-requests``, gunicorn's ``--max-requests``): on every path each stream ends with
+its ``retry:`` hint and its ``finally``, the worker exits (and is replaced), and plain requests
+are answered meanwhile.
+
 Each server runs in a subprocess serving ``tests.shutdown_views``; its producers write a line to
 stderr from their ``finally``. Readiness is read from the server's own log, never guessed with sleeps.
 """
@@ -16,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +42,7 @@ class ServerProcess:
 
     def __init__(self, command: list[str], ready: str, env: dict[str, str]) -> None:
         self.lines: list[str] = []
+        self.times: list[float] = []  # when each line arrived (time.monotonic())
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
             command,
@@ -54,6 +61,7 @@ class ServerProcess:
         for line in self.process.stderr:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
+                self.times.append(time.monotonic())
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
@@ -70,6 +78,11 @@ class ServerProcess:
     def count(self, text: str) -> int:
         with self._changed:
             return sum(line.count(text) for line in self.lines)  # workers' lines may interleave
+
+    def arrivals(self, text: str) -> list[float]:
+        """When each line containing ``text`` arrived."""
+        with self._changed:
+            return [at for line, at in zip(self.lines, self.times, strict=True) if text in line]
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -121,37 +134,42 @@ def environment() -> dict[str, str]:
     return env
 
 
-def start_uvicorn() -> tuple[ServerProcess, int]:
+def start_uvicorn(*options: str, workers: int = 1) -> tuple[ServerProcess, int]:
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "django.core.asgi:get_asgi_application",
         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", "10",
+        *options,
     ]  # fmt: skip
-    return ServerProcess(command, "Uvicorn running on", environment()), port
+    if workers == 1:
+        return ServerProcess(command, "Uvicorn running on", environment()), port
+    server = ServerProcess([*command, "--workers", str(workers)], "Uvicorn running on", environment())
+    server.wait_for(lambda: server.count("Started server process") >= workers, 30, "the workers never started")
+    return server, port
+
+
+def start_gunicorn(*options: str, worker: str = "uvicorn_worker.UvicornWorker") -> tuple[ServerProcess, int]:
+    pytest.importorskip("uvicorn_worker", reason="gunicorn's uvicorn worker is not installed")
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.shutdown_asgi:application", "-k", worker,
+        "--workers", "2", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", *options,
+    ]  # fmt: skip
+    server = ServerProcess(command, "Booting worker", environment())
+    # Both workers up: each logs its boot, then uvicorn's startup line.
+    server.wait_for(lambda: server.count("Application startup complete") >= 2, 30, "the workers never started")
+    return server, port
 
 
 @pytest.fixture(params=["uvicorn", "gunicorn"])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, int]]:
-    """uvicorn alone, or gunicorn with two uvicorn workers, serving the shutdown test's streams."""
+    """uvicorn alone, or gunicorn with two (stock) uvicorn workers, serving the shutdown test's streams."""
     if request.param == "uvicorn":
         running, port = start_uvicorn()
     else:
         running, port = start_gunicorn()
     yield running, port
     running.kill()
-
-
-def start_gunicorn() -> tuple[ServerProcess, int]:
-    pytest.importorskip("uvicorn_worker", reason="gunicorn's uvicorn worker is not installed")
-    port = free_port()
-    command = [
-        sys.executable, "-m", "gunicorn", "tests.shutdown_asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-        "--workers", "2", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10",
-    ]  # fmt: skip
-    server = ServerProcess(command, "Booting worker", environment())
-    # Both workers up: each logs its boot, then uvicorn's startup line.
-    server.wait_for(lambda: server.count("Application startup complete") >= 2, 30, "the workers never started")
-    return server, port
 
 
 def assert_cut_and_closed(server: ServerProcess, tails: list[bytes], stopped_at: float) -> None:
@@ -179,3 +197,117 @@ def test_sigterm_cuts_every_stream_within_two_seconds_and_the_server_exits(
     if request.node.callspec.params["server"] == "uvicorn":
         # uvicorn re-raises the signal once it has shut down, as it does with no stream open.
         assert running.process.returncode == -signal.SIGTERM
+
+
+def test_gunicorn_quick_shutdown_cuts_every_stream_within_two_seconds() -> None:
+    """SIGINT to the master sends SIGQUIT to each worker: dualstream's worker ends its streams as on SIGTERM.
+
+    uvicorn_worker's own worker only sets a flag uvicorn never reads: the streams stayed open
+    until the master's SIGKILL, with no ``retry:`` hint and no ``finally``.
+    """
+    running, port = start_gunicorn(worker="dualstream.workers.UvicornWorker")
+    try:
+        sockets = [open_stream(port) for _ in range(STREAMS)]
+        stopped_at = time.monotonic()
+        running.process.send_signal(signal.SIGINT)
+        tails = read_to_eof(sockets, timeout=2.0)
+        assert_cut_and_closed(running, tails, stopped_at)
+        assert running.process.returncode == 0
+    finally:
+        running.kill()
+
+
+def plain_request(port: int) -> bytes:
+    """The status line of a GET of a plain page, on a connection of its own."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET /plain/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.partition(b"\r\n")[0]
+
+
+LIMIT = 12  # requests a worker serves before it stops and is replaced; the streams count
+RECYCLED = [
+    pytest.param(
+        lambda: start_uvicorn(
+            "--http", "dualstream.servers:HTTPProtocol", "--limit-max-requests", str(LIMIT), workers=2
+        ),
+        "Started server process",
+        id="uvicorn --limit-max-requests",
+    ),
+    pytest.param(
+        lambda: start_gunicorn(
+            "--max-requests", str(LIMIT), "--max-requests-jitter", "4", worker="dualstream.workers.UvicornWorker"
+        ),
+        "Booting worker",
+        id="gunicorn --max-requests",
+    ),
+]
+
+
+@pytest.mark.parametrize(("start", "booted"), RECYCLED)
+def test_a_worker_at_its_request_limit_ends_its_streams_exits_and_is_replaced(start: Any, booted: str) -> None:
+    """Each stream ends within 2 s of its worker's decision to stop; no plain request fails meanwhile.
+
+    With uvicorn's own protocol and worker every stream stayed open: the workers stopped
+    accepting but never exited, and plain requests failed once both had reached the limit.
+    """
+    running, port = start()
+    try:
+        sockets = [open_stream(port) for _ in range(STREAMS // 2)]
+        streams = ReadingStreams(sockets)
+        answers: list[bytes] = []
+        deadline = time.monotonic() + 60
+        # Plain requests until every stream has ended and a new worker has started: they are the
+        # load that drives the workers to their limit, and what must not fail while they stop.
+        while streams.open or running.count(booted) <= 2:
+            assert time.monotonic() < deadline, f"{streams.open} streams open; log:\n" + "\n".join(running.lines)
+            answers.append(plain_request(port))
+        assert set(answers) == {b"HTTP/1.1 200 OK"}
+        decisions = running.arrivals("Maximum request limit")
+        for tail, ended_at in streams.results():
+            assert b"retry: 1000\n" in tail and tail.endswith(b"0\r\n\r\n"), tail
+            assert b"event: done" not in tail
+            decided_at = max(at for at in decisions if at <= ended_at)  # the latest decision before the cut
+            assert ended_at - decided_at < 2.0
+        running.wait_for(lambda: running.count(FINALLY) == len(sockets), 5, "a finally did not run")
+        assert running.count("Stream ended (shutdown)") == len(sockets)
+        assert [line for line in running.lines if any(word in line for word in NOISE)] == []
+    finally:
+        running.kill()
+
+
+class ReadingStreams:
+    """Open streams read by a thread of their own while the test does other work; when each one ended."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+        self.received = dict.fromkeys(sockets, b"")
+        self.ends: dict[socket.socket, float] = {}
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    @property
+    def open(self) -> int:
+        return len(self.sockets) - len(self.ends)
+
+    def _read(self) -> None:
+        selector = selectors.DefaultSelector()
+        for sock in self.sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        while len(self.ends) < len(self.sockets):
+            for key, _ in selector.select(60):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                chunk = sock.recv(65536)
+                self.received[sock] += chunk
+                if not chunk:
+                    selector.unregister(sock)
+                    sock.close()
+                    self.ends[sock] = time.monotonic()
+
+    def results(self) -> list[tuple[bytes, float]]:
+        """What each stream received and when it ended, once all have."""
+        self._thread.join(10)
+        return [(self.received[sock], self.ends[sock]) for sock in self.sockets]
