@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A server subprocess whose stderr is collected by a thread, line by line."""
+    """A server subprocess whose output is collected by a thread, line by line."""
 
     def __init__(self, command: list[str], ready: str, env: dict[str, str]) -> None:
         self.lines: list[str] = []
@@ -49,16 +49,16 @@ class ServerProcess:
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # some servers log to stdout
             text=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()
         self.wait_for(lambda: any(ready in line for line in self.lines), 30, f"the server never logged {ready!r}")
 
     def _collect(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
                 self.times.append(time.monotonic())
