@@ -115,7 +115,16 @@ class Streams:
         from twisted.internet.defer import Deferred
 
         self.end_all(SHUTDOWN)
-        return Deferred.fromFuture(asyncio.ensure_future(self.sent(timeout=SEND_GRACE)))
+        return Deferred.fromFuture(asyncio.ensure_future(self._reactor_sent(sys.modules["twisted.internet.reactor"])))
+
+    async def _reactor_sent(self, reactor: Any) -> None:
+        """The streams sent, then written out: Twisted's HTTP/2 writes one frame per reactor turn, each
+        turn a call due at once (``callLater(0)``), so turns are let run while such a call is pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEND_GRACE
+        await self.sent(timeout=SEND_GRACE)
+        while loop.time() < deadline and any(call.getTime() <= reactor.seconds() for call in reactor.getDelayedCalls()):
+            await asyncio.sleep(0)
 
     def _chained_handler(self, loop: asyncio.AbstractEventLoop, previous: _Handler) -> _Handler:
         def handler(signum: int, frame: FrameType | None) -> Any:
