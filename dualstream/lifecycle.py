@@ -12,9 +12,9 @@ the server is chained, never replaced; ``DUALSTREAM["HANDLE_SHUTDOWN"] =
 False`` opts out, and ``end_streams()`` is the same cut for servers that
 offer a shutdown hook of their own.
 
-Under daphne, Twisted's reactor closes every connection once its "before
-shutdown" triggers are done: dualstream adds one that holds the shutdown
-until the streams' last writes have been handed over. Servers that stop
+Under daphne, Twisted's reactor cancels every application and closes every
+connection as soon as it stops, whatever is still to be written: there the
+signal is passed on once the streams' last writes are out. Servers that stop
 without a signal (a worker at its request limit) are dualstream/servers.py's
 and dualstream/workers.py's.
 """
@@ -102,20 +102,6 @@ class Streams:
             previous = signal.getsignal(signum)
             if callable(previous):  # a server's handler; SIG_DFL and SIG_IGN are left alone
                 signal.signal(signum, self._chained_handler(loop, previous))
-        reactor = sys.modules.get("twisted.internet.reactor")  # daphne's, when this process runs one
-        if reactor is not None and getattr(reactor, "running", False):
-            reactor.addSystemEventTrigger("before", "shutdown", self._before_reactor_shutdown)
-
-    def _before_reactor_shutdown(self) -> Any:
-        """Twisted's reactor (daphne) is stopping: cut the streams, and hold it until they have been sent.
-
-        Once its "before shutdown" triggers are done the reactor closes every connection; daphne's own
-        trigger only cancels the application tasks, so the streams' last writes were lost.
-        """
-        from twisted.internet.defer import Deferred
-
-        self.end_all(SHUTDOWN)
-        return Deferred.fromFuture(asyncio.ensure_future(self._reactor_sent(sys.modules["twisted.internet.reactor"])))
 
     async def _reactor_sent(self, reactor: Any) -> None:
         """The streams sent, then written out: Twisted's HTTP/2 writes one frame per reactor turn, each
@@ -127,12 +113,31 @@ class Streams:
             await asyncio.sleep(0)
 
     def _chained_handler(self, loop: asyncio.AbstractEventLoop, previous: _Handler) -> _Handler:
-        def handler(signum: int, frame: FrameType | None) -> Any:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self.end_all, SHUTDOWN)
-            return previous(signum, frame)
+        reactor = sys.modules.get("twisted.internet.reactor")  # daphne's, when this process runs one
+        if reactor is None or not getattr(reactor, "running", False):
 
-        return handler
+            def handler(signum: int, frame: FrameType | None) -> Any:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(self.end_all, SHUTDOWN)
+                return previous(signum, frame)
+
+            return handler
+
+        # Twisted's stop cancels every application at once and closes every connection once its
+        # "before shutdown" triggers are done, whatever is still queued: the streams' last writes were
+        # lost (at 400 streams, all of them). So the reactor hears of the signal once they are out.
+        def then_previous(signum: int) -> None:
+            self.end_all(SHUTDOWN)
+            done = asyncio.ensure_future(self._reactor_sent(reactor))
+            done.add_done_callback(lambda _: previous(signum, None))
+
+        def deferring_handler(signum: int, frame: FrameType | None) -> Any:
+            if loop.is_closed():
+                return previous(signum, frame)
+            loop.call_soon_threadsafe(then_previous, signum)
+            return None
+
+        return deferring_handler
 
 
 #: This process's streams.

@@ -1,0 +1,189 @@
+"""The same streams under every ASGI server users deploy on, over HTTP/1.1 and HTTP/2.
+
+hypercorn (``-w 0``), granian and daphne, each started by the test in a subprocess serving
+``tests.shutdown_views``; HTTP/2 over TLS with a certificate made for the run (trustme), and h2c
+(prior knowledge) where the server speaks it. For each: events arrive one by one, keep-alives
+flow while ``produce()`` is silent, a client that leaves (a closed connection; an HTTP/2 stream
+reset) runs the producer's ``finally`` within 100 ms, and SIGTERM ends every stream with its
+``retry:`` hint within 2 s, then the process exits within 5 s. uvicorn and gunicorn are
+tests/test_shutdown.py's and the rest of the suite's.
+
+The clients are tests/streamclients.py's raw ones: they see each byte and frame as it comes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.serverprocess import FINALLY, NOISE, ServerProcess, environment, free_port, wait_listening
+from tests.streamclients import H1Client, H2Client
+
+APP = "tests.shutdown_asgi:application"
+STREAMS = 20
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: str
+    key: str
+    context: ssl.SSLContext  # a client's, trusting the certificate
+
+
+@dataclass(frozen=True)
+class Case:
+    """A server's command line for one protocol; ``{port}``, ``{cert}``, ``{key}`` filled in at start."""
+
+    package: str
+    command: tuple[str, ...]
+    ready: str
+    http2: bool = False
+    tls: bool = False
+
+    def start(self, certificate: Certificate) -> tuple[ServerProcess, int]:
+        port = free_port()
+        values = {"port": str(port), "cert": certificate.cert, "key": certificate.key}
+        command = [sys.executable, "-m", *(part.format(**values) for part in self.command)]
+        server = ServerProcess(command, self.ready, environment())
+        wait_listening(server, port)
+        return server, port
+
+
+HYPERCORN = ("hypercorn", APP, "-w", "0", "-b", "127.0.0.1:{port}")
+HYPERCORN_TLS = (*HYPERCORN, "--certfile", "{cert}", "--keyfile", "{key}")
+GRANIAN = ("granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", "{port}")
+GRANIAN_TLS = ("--ssl-certificate", "{cert}", "--ssl-keyfile", "{key}")
+CASES = {
+    "hypercorn http/1.1": Case("hypercorn", HYPERCORN, "Running on"),
+    "hypercorn h2 tls": Case("hypercorn", HYPERCORN_TLS, "Running on", http2=True, tls=True),
+    "hypercorn h2c": Case("hypercorn", HYPERCORN, "Running on", http2=True),
+    "granian http/1.1": Case("granian", (*GRANIAN, "--http", "1", APP), "Started worker-1"),
+    "granian h2 tls": Case("granian", (*GRANIAN, "--http", "2", *GRANIAN_TLS, APP), "Started worker-1", True, True),
+    "granian h2c": Case("granian", (*GRANIAN, "--http", "2", APP), "Started worker-1", http2=True),
+    "daphne http/1.1": Case("daphne", ("daphne", "-b", "127.0.0.1", "-p", "{port}", APP), "Listening on"),
+    "daphne h2 tls": Case(
+        "daphne",
+        ("daphne", "-e", "ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}", APP),
+        "Listening on",
+        http2=True,
+        tls=True,
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed CA and a certificate for localhost and 127.0.0.1, made for this run."""
+    trustme = pytest.importorskip("trustme", reason="trustme makes the test certificates")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    folder: Path = tmp_path_factory.mktemp("tls")
+    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return Certificate(str(folder / "cert.pem"), str(folder / "key.pem"), context)
+
+
+@dataclass
+class Served:
+    case: Case
+    server: ServerProcess
+    port: int
+    certificate: Certificate
+
+    def client(self) -> H1Client | H2Client:
+        if not self.case.http2:
+            return H1Client(self.port)
+        return H2Client(self.port, self.certificate.context if self.case.tls else None)
+
+
+@pytest.fixture(scope="class", params=list(CASES))
+def served(request: pytest.FixtureRequest, certificate: Certificate) -> Iterator[Served]:
+    """One server for one protocol, for the tests of the class; the last one stops it."""
+    case = CASES[request.param]
+    if importlib.util.find_spec(case.package) is None:
+        pytest.skip(f"{case.package} is not installed on this Python")
+    server, port = case.start(certificate)
+    yield Served(case, server, port, certificate)
+    server.kill()
+
+
+def opened(client: H1Client | H2Client, path: str, count: int = 1) -> list[int]:
+    """``count`` streams of ``path`` whose first event has arrived."""
+    ids = [client.get(path) for _ in range(count)]
+    assert client.read_until(lambda: all(b"data:" in client.streams[i].body for i in ids), 10), client.streams
+    assert {client.streams[i].status for i in ids} == {200}
+    return ids
+
+
+def finally_count_reaches(server: ServerProcess, count: int) -> Callable[[], bool]:
+    return lambda: server.count(FINALLY) >= count
+
+
+class TestServer:
+    def test_events_arrive_one_by_one(self, served: Served) -> None:
+        client = served.client()
+        (stream_id,) = opened(client, "/ticks/")
+        stream = client.streams[stream_id]
+        assert client.read_until(lambda: stream.body.count(b"data:") >= 5, 5), stream.body
+        # An event every 0.1 s: a server that buffered would hand them over together, or never.
+        assert len(stream.arrivals) >= 4
+        assert stream.arrivals[-1] - stream.arrivals[0] >= 0.25
+        finallies = served.server.count(FINALLY)
+        client.close()
+        served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
+
+    def test_keepalives_flow_while_produce_is_silent(self, served: Served) -> None:
+        client = served.client()
+        (stream_id,) = opened(client, "/quiet/")
+        stream = client.streams[stream_id]
+        assert client.read_until(lambda: stream.body.count(b": ping\n") >= 3, 5), stream.body
+        assert stream.body.count(b"data:") == 1
+        finallies = served.server.count(FINALLY)
+        client.close()
+        served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
+
+    def test_a_client_that_leaves_runs_finally_within_100_ms(self, served: Served) -> None:
+        """HTTP/1.1: the connection closes; HTTP/2: the stream is reset, the connection stays open."""
+        client = served.client()
+        kept, left = opened(client, "/quiet/", 2)
+        finallies = served.server.count(FINALLY)
+        left_at = time.monotonic()
+        client.reset(left)
+        served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
+        assert served.server.arrivals(FINALLY)[-1] - left_at < 0.1
+        # Only the stream that left: the other one goes on.
+        stream = client.streams[kept]
+        pings = stream.body.count(b": ping\n")
+        assert client.read_until(lambda: stream.body.count(b": ping\n") > pings, 5)
+        assert served.server.count(FINALLY) == finallies + 1
+        client.close()
+        served.server.wait_for(finally_count_reaches(served.server, finallies + 2), 5, "produce() was not closed")
+
+    def test_sigterm_ends_every_stream_within_two_seconds_and_the_server_exits(self, served: Served) -> None:
+        client = served.client()
+        ids = opened(client, "/endless/", STREAMS)
+        finallies = served.server.count(FINALLY)
+        stopped_at = time.monotonic()
+        served.server.process.send_signal(signal.SIGTERM)
+        streams = [client.streams[i] for i in ids]
+        assert client.read_until(lambda: all(s.ended or s.reset for s in streams), 2.0), [s.body for s in streams]
+        for stream in streams:
+            assert stream.ended, stream.body  # the chunked terminator, or END_STREAM: not a cut connection
+            assert b"retry: 1000\n" in stream.body
+            assert b"event: done" not in stream.body
+        client.close()  # as a browser does once the server has said goodbye and no stream is left
+        served.server.process.wait(5)
+        assert time.monotonic() - stopped_at < 5
+        assert served.server.count(FINALLY) == finallies + STREAMS
+        assert served.server.count("Stream ended (shutdown)") == STREAMS
+        assert [line for line in served.server.lines if any(word in line for word in NOISE)] == []
