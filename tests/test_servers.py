@@ -6,7 +6,8 @@ hypercorn (``-w 0``), granian and daphne, each started by the test in a subproce
 flow while ``produce()`` is silent, a client that leaves (a closed connection; an HTTP/2 stream
 reset) runs the producer's ``finally`` within 100 ms, and SIGTERM ends every stream with its
 ``retry:`` hint within 2 s, then the process exits within 5 s. uvicorn and gunicorn are
-tests/test_shutdown.py's and the rest of the suite's.
+tests/test_shutdown.py's and the rest of the suite's. Last, Chromium's eight tabs streaming at once
+over one HTTP/2 connection.
 
 The clients are tests/streamclients.py's raw ones: they see each byte and frame as it comes.
 """
@@ -14,6 +15,7 @@ The clients are tests/streamclients.py's raw ones: they see each byte and frame 
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import ssl
 import sys
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +31,9 @@ from tests.serverprocess import FINALLY, NOISE, ServerProcess, environment, free
 from tests.streamclients import H1Client, H2Client
 
 APP = "tests.shutdown_asgi:application"
+CHROMIUM = os.environ.get("DUALSTREAM_CHROMIUM", "/usr/bin/chromium")
 STREAMS = 20
+TABS = 8
 
 
 @dataclass(frozen=True)
@@ -187,3 +192,55 @@ class TestServer:
         assert served.server.count(FINALLY) == finallies + STREAMS
         assert served.server.count("Stream ended (shutdown)") == STREAMS
         assert [line for line in served.server.lines if any(word in line for word in NOISE)] == []
+
+
+# HTTP/2 in a browser: eight tabs' streams on one connection, past HTTP/1.1's six per origin. Over
+# HTTP/1.1 the seventh tab's EventSource would wait for a free connection; over HTTP/2 all flow.
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def https_server(certificate: Certificate) -> Iterator[int]:
+    case = CASES["hypercorn h2 tls"]
+    if importlib.util.find_spec(case.package) is None:
+        pytest.skip(f"{case.package} is not installed on this Python")
+    server: ServerProcess
+    server, port = case.start(certificate)
+    yield port
+    server.kill()
+
+
+def test_eight_tabs_stream_at_once_over_one_http2_connection(chromium: Any, https_server: int) -> None:
+    context = chromium.new_context(ignore_https_errors=True)  # the run's own CA is not in Chromium's store
+    try:
+        pages = []
+        for _ in range(TABS):
+            page = context.new_page()
+            page.goto(f"https://localhost:{https_server}/plain/")
+            page.evaluate(
+                """() => {
+                    window.received = 0;
+                    const source = new EventSource("/ticks/");
+                    source.onmessage = () => { window.received += 1; };
+                }"""
+            )
+            pages.append(page)
+        for page in pages:  # every tab's stream delivers, all open at once
+            page.wait_for_function("window.received >= 3", timeout=10_000)
+        # The page's own protocol: an open EventSource has no timing entry until it ends.
+        protocols = {page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol") for page in pages}
+        assert protocols == {"h2"}
+    finally:
+        context.close()
