@@ -140,8 +140,9 @@ class TestServer:
         (stream_id,) = opened(client, "/ticks/")
         stream = client.streams[stream_id]
         assert client.read_until(lambda: stream.body.count(b"data:") >= 5, 5), stream.body
-        # An event every 0.1 s: a server that buffered would hand them over together, or never.
-        assert len(stream.arrivals) >= 4
+        # An event every 0.1 s: a server that buffered would hand them over together, or never. (Not one
+        # arrival per event: a busy client may read two at once.)
+        assert len(stream.arrivals) >= 3
         assert stream.arrivals[-1] - stream.arrivals[0] >= 0.25
         finallies = served.server.count(FINALLY)
         client.close()
