@@ -77,7 +77,7 @@ DUALSTREAM = {
 REDIS_URL = env.str("REDIS_URL", default="")
 DUALSTREAM["BROADCAST"] = {"BACKEND": "redis", "URL": REDIS_URL} if REDIS_URL else {"BACKEND": "memory"}
 # The OpenAI-compatible endpoints (docs/llm.md): client keys, and the upstream a proxy forwards to.
-DUALSTREAM_LLM = {
+DUALSTREAM["LLM"] = {
     "API_KEYS": env.list("LLM_API_KEYS", default=[]),
     "UPSTREAM_URL": env.str("LLM_UPSTREAM_URL", default=""),
     "UPSTREAM_API_KEY": env.str("LLM_UPSTREAM_API_KEY", default=""),

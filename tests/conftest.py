@@ -13,6 +13,9 @@ import uvicorn
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
+#: Fixtures of the broadcast tests (engine, proxy), shared by their modules.
+pytest_plugins = ["tests.broadcast_support"]
+
 
 class _Server(uvicorn.Server):
     """uvicorn, telling us when it accepts connections instead of being polled for it."""

@@ -22,7 +22,7 @@ urlpatterns = [
     path("scripted/v1/chat/completions", llm_views.ScriptedChatView.as_view()),
     path("login/v1/chat/completions", login_required(llm_views.ScriptedChatView.as_view())),
     path("tools/v1/chat/completions", llm_views.ToolCallChatView.as_view()),
-    # Its upstream is set by each test (DUALSTREAM_LLM["UPSTREAM_URL"]): the live server's URL is known only then.
+    # Its upstream is set by each test (DUALSTREAM["LLM"]["UPSTREAM_URL"]): the live server's URL is known only then.
     path("proxy/v1/chat/completions", ChatCompletionProxyView.as_view(api_keys=[PROXY_KEY], models=PROXY_MODELS)),
     path("proxy/v1/models", ModelListView.as_view(api_keys=[PROXY_KEY], models=PROXY_MODELS)),
     path("upstream/<str:script>/v1/chat/completions", csrf_exempt(llm_views.scripted_upstream)),

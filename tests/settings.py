@@ -62,7 +62,6 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 DUALSTREAM: dict[str, object] = {}
-DUALSTREAM_LLM: dict[str, object] = {}
 # Seconds between the demo model's tokens (project/demo/llm.py).
 DEMO_LLM_TOKEN_DELAY = 0.03
 

@@ -22,6 +22,8 @@ from django.urls import path
 
 import dualstream
 from dualstream import DualModeView
+from dualstream.broadcast import TopicView, apublish
+from dualstream.broadcast.backends import get_backend
 from project.demo.exports import ReadingExport
 
 
@@ -131,6 +133,24 @@ class Rows(Tracked, ReadingExport):
     """The demo's export (a ``QuerySetView`` over ``Reading``), counted."""
 
 
+class Topic(Tracked, TopicView):
+    """The broadcast topic "storm" (``storm_settings``: on Redis where the suite has one), counted."""
+
+    topic = "storm"
+
+
+#: Publishes to "storm" every 10 ms for the server's life; started by the first report, so the baseline counts it.
+_publisher: list[asyncio.Task[None]] = []
+
+
+async def _publish_forever() -> None:
+    n = 0
+    while True:
+        await apublish("storm", {"n": n})
+        n += 1
+        await asyncio.sleep(0.01)
+
+
 async def report(request: HttpRequest) -> JsonResponse:
     """The counts, this loop's tasks and threads; ``?probe=``'s record; ``?collect=1`` runs the GC first.
 
@@ -139,6 +159,8 @@ async def report(request: HttpRequest) -> JsonResponse:
     """
     if request.GET.get("collect"):
         gc.collect()
+    if not _publisher:
+        _publisher.append(asyncio.create_task(_publish_forever()))
     probe = tally.records.get(request.GET.get("probe", ""))
     return JsonResponse(
         {
@@ -146,6 +168,7 @@ async def report(request: HttpRequest) -> JsonResponse:
             "finished": tally.finished,
             "tasks": len(asyncio.all_tasks()),
             "threads": threading.active_count(),
+            "topics": len(get_backend().fanout.topics()),  # topics this process still follows
             "now": time.monotonic(),
             "probe": asdict(probe) if probe else None,
             "dualstream": dualstream.__file__,
@@ -161,5 +184,7 @@ urlpatterns = [
     path("flood-streamed/", Flood.as_view(batch_streaming=True)),
     path("rows/", Rows.as_view(batch_streaming=False, chunk_size=500)),
     path("rows-streamed/", Rows.as_view(batch_streaming=True, chunk_size=500)),
+    path("topic/", Topic.as_view(heartbeat=0.5)),
+    path("topic-recent/", Topic.as_view(heartbeat=0.5, recent=20)),
     path("report/", report),
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .test_broadcast import redis_reason, sse_lines
+from .broadcast_support import redis_reason, sse_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"dualstream-test:{uuid.uuid4().hex[:8]}:live:"

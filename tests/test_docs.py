@@ -20,7 +20,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -233,11 +232,17 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 
 def check_installable(packages: list[str]) -> None:
-    """``pip install`` installs nothing here: what it names must be importable already (dualstream from this checkout)."""
+    """``pip install`` installs nothing here: what it names must be importable already (dualstream from this checkout).
+
+    A path is one from the checkout's root: it must be the project itself (``pip install ./dualstream``
+    from there named the package's directory, which pip cannot install).
+    """
     for package in packages:
-        if package.startswith("./"):
-            project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
-            assert Path(package).name == project, f"the README installs {package}, the checkout's project is {project}"
+        if package == "." or package.startswith(("./", "/")):
+            where = (ROOT / package.partition("[")[0]).resolve()
+            assert where == ROOT and (where / "pyproject.toml").is_file(), (
+                f"the README installs {package}: not the checkout"
+            )
         else:
             name = re.split(r"[\[<>=~!;]", package, maxsplit=1)[0]
             assert importlib.util.find_spec(name), f"the README installs {package}: not in requirements.txt?"

@@ -461,7 +461,7 @@ def test_the_same_session_with_djangos_csrf_token_or_a_bearer_key_is_let_in(
 @pytest.fixture
 def proxy(live_url: str, settings) -> Iterator[OpenAI]:
     """A client of the proxy, whose upstream is the demo model behind a key of its own."""
-    settings.DUALSTREAM_LLM = {"UPSTREAM_URL": f"{live_url}/llm/auth/v1", "UPSTREAM_API_KEY": API_KEY}
+    settings.DUALSTREAM = {"LLM": {"UPSTREAM_URL": f"{live_url}/llm/auth/v1", "UPSTREAM_API_KEY": API_KEY}}
     with sdk(f"{live_url}/llm/proxy/v1", api_key=PROXY_KEY) as client:
         yield client
 
@@ -471,7 +471,9 @@ def upstream(live_url: str, settings):
     """Points the proxy at a scripted upstream (tests/llm_views.py's UPSTREAM_SCRIPTS), by script name."""
 
     def use(script: str) -> None:
-        settings.DUALSTREAM_LLM = {"UPSTREAM_URL": f"{live_url}/llm/upstream/{script}/v1", "UPSTREAM_API_KEY": "sk-up"}
+        settings.DUALSTREAM = {
+            "LLM": {"UPSTREAM_URL": f"{live_url}/llm/upstream/{script}/v1", "UPSTREAM_API_KEY": "sk-up"}
+        }
 
     return use
 
@@ -568,7 +570,7 @@ def test_an_upstream_missing_a_mapped_model_is_a_generic_404(proxy: OpenAI) -> N
 
 
 def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy: OpenAI, settings) -> None:
-    settings.DUALSTREAM_LLM = {**settings.DUALSTREAM_LLM, "UPSTREAM_API_KEY": "sk-wrong"}
+    settings.DUALSTREAM = {"LLM": {**settings.DUALSTREAM["LLM"], "UPSTREAM_API_KEY": "sk-wrong"}}
     with pytest.raises(openai.InternalServerError) as info:
         proxy.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert info.value.status_code == 502
@@ -576,7 +578,7 @@ def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy: OpenAI, 
 
 
 def test_the_proxy_answers_502_when_the_upstream_is_unreachable(proxy: OpenAI, settings) -> None:
-    settings.DUALSTREAM_LLM = {"UPSTREAM_URL": "http://127.0.0.1:9/v1"}  # the discard port: nothing listens
+    settings.DUALSTREAM = {"LLM": {"UPSTREAM_URL": "http://127.0.0.1:9/v1"}}  # the discard port: nothing listens
     with pytest.raises(openai.InternalServerError) as info:
         proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     assert info.value.status_code == 502

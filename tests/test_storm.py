@@ -34,6 +34,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 
+from .broadcast_support import RUN_PREFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 ROWS = 3000  # demo readings in each storm database: a buffered export of them takes some 50 ms
@@ -74,6 +76,7 @@ def server_env(database_url: str) -> dict[str, str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.storm_settings",
         "STORM_DATABASE_URL": database_url,
+        "BROADCAST_TEST_PREFIX": RUN_PREFIX + "storm:",  # deleted with the run's other broadcast keys
         "PYTHONPATH": str(ROOT),
     }
 
@@ -231,7 +234,9 @@ async def settled(port: int, baseline: dict[str, Any], within: float) -> dict[st
     """The report once every producer has finished and the tasks are back to the baseline (or at the deadline)."""
     return await poll(
         port,
-        lambda r: r["started"] == r["finished"] and r["tasks"] <= baseline["tasks"] + TASK_TOLERANCE,
+        lambda r: (
+            r["started"] == r["finished"] and r["tasks"] <= baseline["tasks"] + TASK_TOLERANCE and not r["topics"]
+        ),
         within=within,
     )
 
@@ -241,6 +246,7 @@ def assert_settled(now: dict[str, Any], baseline: dict[str, Any], context: str) 
     assert orphans == 0, f"{orphans} of {now['started']} produce() finally blocks did not run; {context}"
     tasks = now["tasks"] - baseline["tasks"]
     assert tasks <= TASK_TOLERANCE, f"{tasks} asyncio tasks more than before (threads: {now['threads']}); {context}"
+    assert not now["topics"], f"{now['topics']} broadcast topics still followed with every client gone; {context}"
 
 
 async def assert_quiet_log(server: Server, port: int, context: str) -> None:
@@ -279,6 +285,11 @@ TARGETS = [
     Target("/api/readings/?format=sse", finite=True, database=True),
     Target("/api/ticker/?stream=1&interval=10&from=1000"),
     Target("/api/feed/?stream=1&interval=10&count=1000"),
+    # Broadcast: live, a reset for an unknown id, the recent events first, the history.
+    Target("/storm/topic/?stream=1"),
+    Target("/storm/topic/?format=ndjson&lastEventId=1-1"),
+    Target("/storm/topic-recent/?stream=1"),
+    Target("/storm/topic/?format=json", finite=True),
 ]
 # How a client leaves: right after its request, 0-50 ms later, after its first reads (or its patience), after
 # the whole answer.

@@ -9,11 +9,11 @@
 See docs/broadcast.md. Settings: ``DUALSTREAM["BROADCAST"]`` (``dualstream.broadcast.conf``).
 """
 
-from .backends.base import Backend
+from .backends.base import RESET, Backend
 from .errors import BroadcastUnavailable, SubscriptionOverflow
 from .publishing import apublish, history, publish
-from .subscription import RESET, Subscription, subscribe
-from .views import TopicView
+from .subscription import Subscription, subscribe
+from .views import TopicView, URLTopicView
 
 __all__ = [
     "RESET",
@@ -22,6 +22,7 @@ __all__ = [
     "Subscription",
     "SubscriptionOverflow",
     "TopicView",
+    "URLTopicView",
     "apublish",
     "history",
     "publish",

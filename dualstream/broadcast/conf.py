@@ -1,4 +1,4 @@
-"""Broadcast settings: ``DUALSTREAM["BROADCAST"]`` over the defaults below, read on every access.
+"""Broadcast settings: ``DUALSTREAM["BROADCAST"]`` over the defaults below, read on every access (``dualstream.conf``).
 
 DUALSTREAM = {"BROADCAST": {"BACKEND": "redis", "URL": "redis://127.0.0.1:6379/0", "MAXLEN": 10_000}}
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from ..conf import DUALSTREAM, Rule
 
 DEFAULTS: dict[str, Any] = {
     # "memory" (one process), "redis", or the dotted path of a Backend subclass.
@@ -27,9 +27,22 @@ DEFAULTS: dict[str, Any] = {
     "OUTAGE_TIMEOUT": 30.0,
     # Redis connections each process may open for commands, besides its one reader.
     "MAX_CONNECTIONS": 10,
+    # Who may read a topic named by the URL (dualstream.broadcast.urls): the dotted path of a function
+    # (request, topic) -> bool, async or sync. None: nobody.
+    "AUTHORIZE": None,
 }
+
+#: Rules beyond what each default's type implies (dualstream/checks.py also imports the backend).
+RULES = {
+    "BACKEND": Rule('"memory", "redis" or the dotted path of a Backend subclass', lambda v: isinstance(v, str)),
+    "AUTHORIZE": Rule(
+        "the dotted path of a function (request, topic) -> bool, or None", lambda v: v is None or isinstance(v, str)
+    ),
+}
+
+BROADCAST = DUALSTREAM.section("BROADCAST", DEFAULTS, rules=RULES)
 
 
 def options() -> dict[str, Any]:
     """The effective settings: the project's ``DUALSTREAM["BROADCAST"]`` over ``DEFAULTS``."""
-    return {**DEFAULTS, **getattr(settings, "DUALSTREAM", {}).get("BROADCAST", {})}
+    return BROADCAST.options()

@@ -11,15 +11,13 @@ from types import TracebackType
 from typing import Self
 
 from ..events import Event
-from .backends import Backend, Inbox, Item, Key, get_backend
+from .backends import RESET, Backend, Inbox, Item, Key, get_backend
 from .conf import options
 from .errors import BroadcastUnavailable
 from .topics import check_topic
 
 #: Events one replay read fetches from the engine.
 REPLAY_PAGE = 500
-#: The named event a subscriber gets when its ``Last-Event-ID`` is not (or no longer) in the topic.
-RESET = "reset"
 
 
 def subscribe(topic: str, *, last_event_id: str | None = None, recent: int = 0) -> Subscription:
@@ -27,7 +25,8 @@ def subscribe(topic: str, *, last_event_id: str | None = None, recent: int = 0) 
 
     Use it with ``async for``; ``async with subscribe(...) as events`` also leaves the topic at once when
     the block exits. An id the topic no longer holds (too old, unknown, malformed) gives one ``reset``
-    event, then live events. ``SubscriptionOverflow`` ends a subscriber that fell too far behind;
+    event, then live events; so does any point where the engine cannot prove that no event is missing
+    (trimmed while this process could not read, deleted, undecodable). ``SubscriptionOverflow`` ends a subscriber that fell too far behind;
     ``BroadcastUnavailable`` one whose engine stayed away.
     """
     return Subscription(check_topic(topic), last_event_id=last_event_id, recent=recent)
@@ -47,6 +46,7 @@ class Subscription:
         self._last: Key | None = None  # live events up to this key were yielded by replay
         self._closed = False
         self._joined = False
+        self._reset = False  # the last event returned was a reset: the next one is not repeated
 
     def __aiter__(self) -> Subscription:
         return self
@@ -89,6 +89,7 @@ class Subscription:
                 reset = await self._join()
                 self._joined = True
                 if reset is not None:
+                    self._reset = True
                     return reset
             inbox = self._inbox
             assert inbox is not None
@@ -96,7 +97,8 @@ class Subscription:
                 if self._replay_after is not None:
                     if not await self._read_page():  # trimmed while replaying: live events after what was yielded
                         event = Event({"topic": self.topic}, event=RESET)
-                        break
+                        if not self._reset:
+                            break
                     continue
                 waiter = inbox.waiter = inbox.loop.create_future()
                 try:
@@ -111,6 +113,7 @@ class Subscription:
         except BaseException:
             self.close()
             raise
+        self._reset = event.event == RESET and event.id is None
         if event.id is not None:
             self.last_event_id = str(event.id)
         return event
@@ -128,8 +131,10 @@ class Subscription:
         self._inbox = Inbox(asyncio.get_running_loop(), int(opts["BUFFER"]))
         ready = backend.fanout.attach(self.topic, self._inbox)
         try:
-            # Shielded: the future is shared by every subscriber of the topic in this process.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(ready)), float(opts["TIMEOUT"]))
+            # Shielded: the future is shared by every subscriber of the topic in this process. asyncio.timeout(),
+            # not wait_for(): on Python 3.11, wait_for can swallow a cancellation that arrives as it completes.
+            async with asyncio.timeout(float(opts["TIMEOUT"])):
+                await asyncio.shield(asyncio.wrap_future(ready))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -147,12 +152,12 @@ class Subscription:
         """Fetch the next replay page; False if the replay point is not in the topic any more."""
         assert self._backend is not None and self._replay_after is not None
         after = self._replay_after
-        page = await self._backend.read_after(self.topic, after, REPLAY_PAGE)
-        if page is None:
+        found = await self._backend.read_after(self.topic, after, REPLAY_PAGE)
+        if found is None:
             self._replay_after = None
             return False
+        page, self._replay_after = found
         self._last = self._backend.parse_id(after)  # a live event published before we joined is not news
-        self._replay_after = str(page[-1][1].id) if len(page) == REPLAY_PAGE else None
         self._take(page)
         return True
 
@@ -165,17 +170,19 @@ class Subscription:
         """The next event already here: replayed, else live past the replay's overlap; None if there is none."""
         if inbox.error is not None:
             raise inbox.error
-        if self._pending:
-            return self._pending.pop()[1]
+        while self._pending:
+            event = self._pending.pop()[1]
+            if not (self._reset and event.event == RESET):
+                return event
         if self._replay_after is not None:
             return None  # the next replay page comes before any live event
         items = inbox.items
-        last = self._last
         while items:
             key, event = items.popleft()
-            if last is None:
-                return event
-            if key > last:
+            if self._last is not None:
+                if key <= self._last:
+                    continue  # replayed already
                 self._last = None  # past the overlap: nothing older can follow
+            if not (self._reset and event.event == RESET):
                 return event
         return None

@@ -33,6 +33,21 @@ def check_event_name(event: str | None) -> str | None:
 
 
 def encode_data(data: Any) -> str:
-    """``data`` as the compact JSON text every subscriber decodes, with the ``JSON_ENCODER`` setting."""
+    """``data`` as the compact JSON text every subscriber decodes, with the ``JSON_ENCODER`` setting.
+
+    Refused with ``ValueError`` before anything is stored: data that is not JSON (NaN, infinities),
+    and text that cannot be UTF-8 (a lone surrogate), which every stream of the topic would fail on.
+    """
     encoder = DUALSTREAM.get("JSON_ENCODER")
-    return json.dumps(data, cls=encoder, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text = json.dumps(data, cls=encoder, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"Cannot publish this data: {exc}") from exc
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"Cannot publish this data: it holds text that is not valid Unicode ({exc.reason})"
+            ) from exc
+    return text

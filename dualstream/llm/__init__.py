@@ -1,6 +1,6 @@
 """OpenAI-compatible chat endpoints from one async generator of tokens.
 
-Settings: ``DUALSTREAM_LLM`` (``dualstream.llm.conf``). The proxy to an upstream
+Settings: ``DUALSTREAM["LLM"]`` (``dualstream.llm.conf``). The proxy to an upstream
 API lives in ``dualstream.llm.proxy``: it needs httpx.
 """
 

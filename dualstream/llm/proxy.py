@@ -1,6 +1,6 @@
 """``ChatCompletionProxyView``: an OpenAI-compatible endpoint in front of another one.
 
-Django adds what the model server lacks: its own client keys (``DUALSTREAM_LLM['API_KEYS']``,
+Django adds what the model server lacks: its own client keys (``DUALSTREAM["LLM"]["API_KEYS"]``,
 or ``check_api_key()`` for quotas), logging, the models clients may ask for;
 the upstream sees only this server's key and the fields this proxy supports.
 Needs httpx (``pip install httpx``), which is why this module is not imported
@@ -90,7 +90,7 @@ class ChatCompletionProxyView(ChatCompletionView):
 
     async def generate(self, chat: ChatRequest) -> AsyncGenerator[Delta | Usage, None]:
         if not self.upstream_url:
-            raise ImproperlyConfigured("Set DUALSTREAM_LLM['UPSTREAM_URL'] or the view's upstream_url.")
+            raise ImproperlyConfigured("Set DUALSTREAM['LLM']['UPSTREAM_URL'] or the view's upstream_url.")
         url = self.upstream_url.rstrip("/") + "/chat/completions"
         headers = {"Authorization": f"Bearer {self.upstream_api_key}"} if self.upstream_api_key else {}
         try:

@@ -42,5 +42,8 @@ class ActivityPublish(View):
         if not text.strip():
             raise BadRequest("Say something.")
         at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-        event_id = await apublish(TOPIC, {"who": who, "text": text, "at": at})
+        try:
+            event_id = await apublish(TOPIC, {"who": who, "text": text, "at": at})
+        except ValueError as exc:  # text that cannot be sent on (a lone surrogate): the sender's fault
+            raise BadRequest(str(exc)) from None
         return JsonResponse({"id": event_id}, status=201)

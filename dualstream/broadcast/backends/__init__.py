@@ -10,7 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import options
-from .base import Backend, Fanout, Inbox, Item, Key, parse_id
+from ..fanout import Fanout, Inbox
+from .base import RESET, Backend, Item, Key, parse_id, reset_item
 
 BACKENDS = {
     "memory": "dualstream.broadcast.backends.memory.MemoryBackend",
@@ -50,4 +51,16 @@ def close_backends() -> None:
         backend.close()
 
 
-__all__ = ["BACKENDS", "Backend", "Fanout", "Inbox", "Item", "Key", "close_backends", "get_backend", "parse_id"]
+__all__ = [
+    "BACKENDS",
+    "RESET",
+    "Backend",
+    "Fanout",
+    "Inbox",
+    "Item",
+    "Key",
+    "close_backends",
+    "get_backend",
+    "parse_id",
+    "reset_item",
+]

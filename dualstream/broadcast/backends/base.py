@@ -1,38 +1,39 @@
-"""The backend interface, and the in-process fan-out every backend shares.
+"""The backend interface: the engine that stores each topic's recent events and tells this process of new ones.
 
-A backend is the engine that stores each topic's recent events and tells this
-process of new ones. Subclass ``Backend`` and implement its abstract methods:
-the ordering, replay and fan-out rules (``subscription.py``, ``Fanout``) come
-with it. Ids are ``"<int>-<int>"`` (Redis stream ids) unless ``parse_id`` is
-overridden; they must increase with publish order within a topic.
+Subclass ``Backend`` and implement its abstract methods: the ordering, replay and
+fan-out rules (``subscription.py``, ``fanout.py``) come with it. Ids are
+``"<int>-<int>"`` (Redis stream ids) unless ``parse_id`` is overridden; they must
+increase with publish order within a topic.
 
-What an engine must guarantee:
+What an engine must guarantee (docs/broadcast.md, "Guarantees"):
 
 * ``publish``/``publish_sync`` append one event and return its id;
-* ``read_after(topic, id, n)`` returns up to ``n`` events after ``id``, or None
+* ``read_after(topic, id, n)`` returns up to ``n`` events after ``id`` (and where the next page starts), or None
   when ``id`` is not an event the topic still holds (too old, unknown): the
   subscriber then gets a ``reset`` event;
 * ``follow(topic)`` makes every event published afterwards reach
-  ``self.fanout.deliver()``, in id order, once; it resolves when that holds.
+  ``self.fanout.deliver()``, in id order, once; it resolves when that holds;
+* wherever it cannot prove that nothing was lost between two items it hands
+  over (trimmed, deleted, undecodable), it puts ``reset_item()`` between them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import threading
 from abc import ABC, abstractmethod
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ...events import Event
-from ..errors import SubscriptionOverflow
+from ..fanout import Fanout
 
 #: An event id as a tuple that sorts in publish order.
 Key = tuple[int, ...]
 #: An event with its key: what backends hand to subscribers.
 Item = tuple[Key, Event]
+#: The named event a subscriber gets where it may have missed events: its state must be fetched anew.
+RESET = "reset"
+_ID_LIMIT = 1 << 64
 
 
 def parse_id(event_id: str) -> Key | None:
@@ -42,7 +43,14 @@ def parse_id(event_id: str) -> Key | None:
         return None
     if not (first.isascii() and first.isdigit() and second.isascii() and second.isdigit()):
         return None
-    return int(first), int(second)
+    key = int(first), int(second)
+    # Redis ids are two unsigned 64-bit numbers: a larger one is no id of ours, and Redis would refuse it.
+    return key if key[0] < _ID_LIMIT and key[1] < _ID_LIMIT else None
+
+
+def reset_item(topic: str, key: Key) -> Item:
+    """The ``reset`` a subscriber gets where continuity cannot be proven: just before the item with ``key``."""
+    return key, Event({"topic": topic}, event=RESET)
 
 
 def make_item(event_id: str, data: str, event: str | None) -> Item:
@@ -72,8 +80,9 @@ class Backend(ABC):
         """The latest ``limit`` events, oldest first."""
 
     @abstractmethod
-    async def read_after(self, topic: str, after: str, limit: int) -> list[Item] | None:
-        """Up to ``limit`` events after ``after``, oldest first; None if ``after`` is not an event still held."""
+    async def read_after(self, topic: str, after: str, limit: int) -> tuple[list[Item], str | None] | None:
+        """Up to ``limit`` events after ``after``, oldest first, and the id the next page starts after (None: no
+        more); None if ``after`` is not an event still held."""
 
     @abstractmethod
     def follow(self, topic: str) -> concurrent.futures.Future[None]:
@@ -89,132 +98,3 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release connections and threads (tests, shutdown)."""
-
-
-class Inbox:
-    """One subscriber's bounded queue of live events; filled and read in the subscriber's event loop."""
-
-    __slots__ = ("closed", "error", "items", "limit", "loop", "waiter")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
-        self.loop = loop
-        self.limit = limit
-        self.items: deque[Item] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.closed = False  # set by the subscriber, from any thread: deliveries skip it and drop it
-        self.error: BaseException | None = None
-
-    def push(self, items: list[Item]) -> None:
-        if self.error is not None:
-            return
-        if len(self.items) + len(items) > self.limit:
-            # A slow subscriber must not hold memory or the others back: it ends and resumes by replay.
-            self.items.clear()
-            self.fail(SubscriptionOverflow())
-            return
-        self.items.extend(items)
-        self.wake()
-
-    def fail(self, error: BaseException) -> None:
-        if self.error is None:
-            self.error = error
-        self.wake()
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-class _Topic:
-    __slots__ = ("count", "loops", "ready")
-
-    def __init__(self, ready: concurrent.futures.Future[None]) -> None:
-        self.count = 0
-        self.loops: dict[asyncio.AbstractEventLoop, set[Inbox]] = {}
-        self.ready = ready
-
-
-class Fanout:
-    """This process's subscribers by topic and event loop; hands each delivery to every loop in publish order.
-
-    Deliveries always go through ``call_soon_threadsafe``, even to the caller's own loop: callbacks run
-    in the order they were scheduled, so events published from several threads reach every subscriber
-    in id order. Each loop's set of inboxes is changed and read only in that loop's thread.
-    """
-
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
-        self._lock = threading.Lock()
-        self._topics: dict[str, _Topic] = {}
-
-    def attach(self, topic: str, inbox: Inbox) -> concurrent.futures.Future[None]:
-        """Register ``inbox`` (from its loop's thread); the future resolves when the topic is followed."""
-        with self._lock:
-            state = self._topics.get(topic)
-            if state is None:
-                state = self._topics[topic] = _Topic(self._backend.follow(topic))
-            state.count += 1
-            state.loops.setdefault(inbox.loop, set()).add(inbox)
-            return state.ready
-
-    def detach(self, topic: str, inbox: Inbox) -> None:
-        """Unregister ``inbox`` (from its loop's thread); the last one out stops following the topic."""
-        inbox.closed = True
-        with self._lock:
-            state = self._topics.get(topic)
-            inboxes = state.loops.get(inbox.loop) if state else None
-            if state is None or inboxes is None or inbox not in inboxes:
-                return
-            inboxes.discard(inbox)
-            if not inboxes:
-                del state.loops[inbox.loop]
-            state.count -= 1
-            if state.count:
-                return
-            del self._topics[topic]
-            state.ready.cancel()
-        self._backend.unfollow(topic)
-
-    def deliver(self, topic: str, items: list[Item]) -> None:
-        """Hand ``items`` (in id order) to every subscriber of ``topic`` in this process; any thread."""
-        with self._lock:
-            state = self._topics.get(topic)
-            if state is None:
-                return
-            targets = list(state.loops.items())
-        for loop, inboxes in targets:
-            try:
-                loop.call_soon_threadsafe(self._push, topic, inboxes, items)
-            except RuntimeError:  # that loop is closed: its subscribers are gone
-                for inbox in list(inboxes):
-                    self.detach(topic, inbox)
-
-    def fail_all(self, error: BaseException) -> None:
-        """End every subscriber's stream with ``error`` (the engine stayed away too long)."""
-        with self._lock:
-            targets = [(loop, inboxes) for state in self._topics.values() for loop, inboxes in state.loops.items()]
-        for loop, inboxes in targets:
-            try:
-                loop.call_soon_threadsafe(_fail, inboxes, error)
-            except RuntimeError:
-                pass
-
-    def topics(self) -> Iterable[str]:
-        with self._lock:
-            return list(self._topics)
-
-    def _push(self, topic: str, inboxes: set[Inbox], items: list[Item]) -> None:
-        dropped = []
-        for inbox in inboxes:
-            if inbox.closed:
-                dropped.append(inbox)
-            else:
-                inbox.push(items)
-        for inbox in dropped:  # subscriptions dropped without being closed (see Subscription.__del__)
-            self.detach(topic, inbox)
-
-
-def _fail(inboxes: set[Inbox], error: BaseException) -> None:
-    for inbox in list(inboxes):
-        inbox.fail(error)

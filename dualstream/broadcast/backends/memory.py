@@ -45,7 +45,7 @@ class MemoryBackend(Backend):
             ring = self._rings.get(topic, ())
             return list(ring)[max(0, len(ring) - limit) :]
 
-    async def read_after(self, topic: str, after: str, limit: int) -> list[Item] | None:
+    async def read_after(self, topic: str, after: str, limit: int) -> tuple[list[Item], str | None] | None:
         key = self.parse_id(after)
         with self._lock:
             ring = list(self._rings.get(topic, ()))
@@ -55,7 +55,8 @@ class MemoryBackend(Backend):
         i = bisect.bisect_left(keys, key)
         if i == len(keys) or keys[i] != key:
             return None
-        return ring[i + 1 : i + 1 + limit]
+        page = ring[i + 1 : i + 1 + limit]
+        return page, (str(page[-1][1].id) if len(page) == limit else None)
 
     def follow(self, topic: str) -> concurrent.futures.Future[None]:
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()

@@ -1,0 +1,435 @@
+"""Broadcast under faults: Redis behind a proxy that drops, stalls and delays, entries other tools wrote,
+hostile ids and topic names, mass reconnects, many topics, churn; and who may read a topic.
+
+The guarantee every test holds the code to: a subscriber sees each event of its topic once, in order,
+or a ``reset`` at the point where continuity cannot be proven, before any later event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.test import AsyncClient, Client, override_settings
+
+from dualstream import Event
+from dualstream.broadcast import BroadcastUnavailable, apublish, history, publish, subscribe
+from dualstream.broadcast.backends import get_backend
+
+from .broadcast_proxy import Proxy
+from .broadcast_support import (
+    REDIS_URL,
+    broadcast_settings,
+    direct_backend,
+    joined,
+    redis_reason,
+    take,
+    via,
+    wait_for,
+)
+
+TOPIC_URLS = {"ROOT_URLCONF": "tests.broadcast_urls"}
+
+
+async def take_until(events: Any, last_id: str, timeout: float = 20.0) -> list[Event]:
+    """Events up to and including the one with ``last_id``."""
+    out: list[Event] = []
+    async with asyncio.timeout(timeout):
+        async for event in events:
+            out.append(event)
+            if event.id == last_id:
+                return out
+    raise AssertionError(f"the stream ended before {last_id}")
+
+
+def assert_tail_after_reset(got: list[Event], ids: list[str]) -> None:
+    """``got`` is a reset, then the newest events of ``ids`` in order, each once: the gap is announced."""
+    assert got[0].event == "reset" and got[0].id is None, [e.event for e in got[:3]]
+    rest = [e.id for e in got[1:]]
+    assert rest and rest == ids[len(ids) - len(rest) :]
+    assert len(rest) < len(ids) - 1  # events were lost while the reader was away, and it said so
+
+
+# Outages ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+def test_an_outage_longer_than_retention_gives_a_reset_at_the_gap(proxy: Proxy, fault: str) -> None:
+    opts = broadcast_settings("redis", URL=via(proxy), MAXLEN=10, OUTAGE_TIMEOUT=60)
+    publisher = direct_backend(opts)
+
+    async def main() -> None:
+        sub, first = await joined("gap")
+        ids = [publisher.publish_sync("gap", "0", None)]
+        assert (await first).id == ids[0]
+        getattr(proxy, fault)()
+        # Far more than MAXLEN while this process cannot read: Redis trims what it has not seen.
+        ids += [publisher.publish_sync("gap", json.dumps(n), None) for n in range(1, 400)]
+        proxy.restore()
+        ids.append(publisher.publish_sync("gap", "400", None))
+        assert_tail_after_reset(await take_until(sub, ids[-1]), ids[1:])
+        # Live delivery goes on, without another reset.
+        more = publisher.publish_sync("gap", "401", None)
+        assert [e.id for e in await take(sub, 1)] == [more]
+        await sub.aclose()
+
+    with override_settings(DUALSTREAM=opts):
+        try:
+            asyncio.run(main())
+        finally:
+            publisher.close()
+
+
+def test_a_short_outage_within_retention_loses_nothing_and_gives_no_reset(proxy: Proxy) -> None:
+    opts = broadcast_settings("redis", URL=via(proxy), MAXLEN=10_000)
+    publisher = direct_backend(opts)
+
+    async def main() -> None:
+        sub, first = await joined("blip")
+        ids = [publisher.publish_sync("blip", "0", None)]
+        assert (await first).id == ids[0]
+        proxy.cut()
+        ids += [publisher.publish_sync("blip", json.dumps(n), None) for n in range(1, 50)]
+        proxy.restore()
+        ids.append(publisher.publish_sync("blip", "50", None))
+        assert [e.id for e in await take_until(sub, ids[-1])] == ids[1:]
+        await sub.aclose()
+
+    with override_settings(DUALSTREAM=opts):
+        try:
+            asyncio.run(main())
+        finally:
+            publisher.close()
+
+
+def test_a_deleted_or_recreated_stream_gives_a_reset(proxy: Proxy) -> None:
+    opts = broadcast_settings("redis", URL=via(proxy))
+    publisher = direct_backend(opts)
+    direct = redis.Redis.from_url(REDIS_URL)
+
+    async def main() -> None:
+        sub, first = await joined("again")
+        first_id = publisher.publish_sync("again", "0", None)
+        assert (await first).id == first_id
+        proxy.cut()
+        direct.delete(opts["BROADCAST"]["PREFIX"] + "again")  # as a Redis restarted without persistence would
+        ids = [publisher.publish_sync("again", json.dumps(n), None) for n in (1, 2)]
+        proxy.restore()
+        got = await take_until(sub, ids[-1])
+        assert [(e.event, e.id) for e in got] == [("reset", None), (None, ids[0]), (None, ids[1])]
+        await sub.aclose()
+
+    with override_settings(DUALSTREAM=opts):
+        try:
+            asyncio.run(main())
+        finally:
+            publisher.close()
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+def test_streams_end_within_the_outage_timeout_when_redis_is_unreachable_or_stalled(proxy: Proxy, fault: str) -> None:
+    outage_timeout = 1.0
+    opts = broadcast_settings("redis", URL=via(proxy), OUTAGE_TIMEOUT=outage_timeout)
+
+    async def main() -> float:
+        sub, first = await joined("quiet")
+        await apublish("quiet", {"n": 0})
+        await first
+        getattr(proxy, fault)()
+        started = time.monotonic()
+        with pytest.raises(BroadcastUnavailable, match="live feed was lost"):
+            await take(sub, 1, timeout=30)
+        return time.monotonic() - started
+
+    with override_settings(DUALSTREAM=opts):
+        elapsed = asyncio.run(main())
+    proxy.restore()
+    assert elapsed <= outage_timeout + 1.0, f"the streams ended {elapsed:.2f} s into the {fault}"
+
+
+def test_latency_on_the_wire_keeps_every_event_in_order(proxy: Proxy) -> None:
+    opts = broadcast_settings("redis", URL=via(proxy))
+    publisher = direct_backend(opts)
+
+    async def main() -> None:
+        sub, first = await joined("slow")
+        proxy.delay = 0.02
+        ids: list[str] = []
+        for n in range(30):  # two publishers: this process through the slow link, another straight to Redis
+            ids.append(await apublish("slow", {"n": n}) if n % 2 else publisher.publish_sync("slow", "0", None))
+        got = [await first, *await take(sub, len(ids) - 1, timeout=30)]
+        assert [e.id for e in got] == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+        await sub.aclose()
+
+    with override_settings(DUALSTREAM=opts):
+        try:
+            asyncio.run(main())
+        finally:
+            proxy.delay = 0.0
+            publisher.close()
+
+
+# Entries this library did not write -----------------------------------------------------------------
+
+MALFORMED: list[dict[str, Any]] = [
+    {"x": "no data field"},
+    {"d": "{not json"},
+    {"d": "1", "e": "two\nlines"},
+    {"d": "1", "e": "done"},  # would pass for the library's own end of stream
+    {"d": b"\xff\xfe"},  # not UTF-8
+]
+
+
+def test_malformed_entries_are_skipped_with_one_warning_and_delivery_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if reason := redis_reason():
+        pytest.skip(reason)
+    opts = broadcast_settings("redis")
+    direct = redis.Redis.from_url(REDIS_URL)
+    key = opts["BROADCAST"]["PREFIX"] + "mixed"
+
+    async def main() -> None:
+        sub, first = await joined("mixed")
+        other, other_first = await joined("other")
+        a = await apublish("mixed", {"n": "a"})
+        assert (await first).id == a
+        bad = [direct.xadd(key, fields).decode() for fields in MALFORMED]
+        b = await apublish("mixed", {"n": "b"})
+        c = await apublish("mixed", {"n": "c"})
+        live = await take_until(sub, c)
+        assert [(e.event, e.id) for e in live] == [("reset", None), (None, b), (None, c)]
+        # The reader lives on, for every topic.
+        elsewhere = await apublish("other", {"n": 1})
+        assert (await other_first).id == elsewhere
+        # A replay across them says the same; the history leaves them out.
+        async with subscribe("mixed", last_event_id=a) as replay:
+            assert [(e.event, e.id) for e in await take(replay, 3)] == [("reset", None), (None, b), (None, c)]
+        assert [e.id for e in await history("mixed")] == [a, b, c]
+        await sub.aclose()
+        await other.aclose()
+        warnings = [r for r in caplog.records if r.name == "dualstream.broadcast" and r.levelno == logging.WARNING]
+        for entry_id in bad:  # one each, naming the topic and the id, however often it was read
+            assert sum(entry_id in r.getMessage() and "'mixed'" in r.getMessage() for r in warnings) == 1
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    with override_settings(DUALSTREAM=opts), caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+
+
+@pytest.mark.parametrize("data", [{"text": "\ud800"}, "\udfff", float("nan"), [float("inf")]])
+def test_data_that_cannot_be_encoded_is_refused_before_anything_is_written(engine: str, data: Any) -> None:
+    with pytest.raises(ValueError, match="Cannot publish"):
+        publish("poison", data)
+    with pytest.raises(ValueError, match="Cannot publish"):
+        asyncio.run(apublish("poison", data))
+    assert asyncio.run(history("poison")) == []
+    publish("poison", {"text": "fine \u00e9\U0001f600"})
+    assert [e.data for e in asyncio.run(history("poison"))] == [{"text": "fine \u00e9\U0001f600"}]
+
+
+@pytest.mark.django_db
+def test_the_demo_publish_form_answers_400_to_a_lone_surrogate(engine: str) -> None:
+    client = Client()
+    url = "/api/activity/publish/"
+    body = '{"who": "tab", "text": "\\ud800"}'
+    response = client.post(url, body, content_type="application/json")
+    assert response.status_code == 400
+    assert asyncio.run(history("demo-activity")) == []
+
+
+# Hostile input over HTTP ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a%20b", "%C3%A9t%C3%A9", "x" * 201, "..", "a*", "-x"])
+@pytest.mark.parametrize("query", ["", "?stream=1", "?format=ndjson"])
+def test_an_invalid_topic_from_the_url_is_a_404_and_nothing_is_logged_as_an_error(
+    engine: str, name: str, query: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with override_settings(**TOPIC_URLS):
+        response = Client().get(f"/topic/{name}/{query}")
+    assert response.status_code == 404
+    assert json.loads(b"".join(response.streaming_content) if response.streaming else response.content)["error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# Mass reconnect and many topics -----------------------------------------------------------------------
+
+
+def count_calls(backend: Any, method: str) -> list[int]:
+    """Count the backend's calls of one Redis command (its own client, in its own thread)."""
+    backend._started_loop()
+    client = backend._client
+    original = getattr(client, method)
+    calls = [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    setattr(client, method, counted)
+    return calls
+
+
+def test_subscribers_resuming_from_the_same_id_share_one_replay_read() -> None:
+    if reason := redis_reason():
+        pytest.skip(reason)
+    subscribers = 300
+
+    async def main() -> None:
+        ids = [await apublish("crowd", {"n": n}) for n in range(20)]
+        xranges = count_calls(get_backend(), "xrange")
+        subs = [subscribe("crowd", last_event_id=ids[4]) for _ in range(subscribers)]
+        replays = await asyncio.gather(*(take(sub, 15, timeout=30) for sub in subs))
+        assert all([e.id for e in replay] == ids[5:] for replay in replays)
+        assert xranges[0] <= subscribers // 10, f"{xranges[0]} XRANGE for {subscribers} subscribers at one point"
+        for sub in subs:
+            await sub.aclose()
+
+    with override_settings(DUALSTREAM=broadcast_settings("redis", MAX_CONNECTIONS=2)):
+        asyncio.run(main())
+
+
+def test_joining_many_topics_costs_redis_work_linear_in_their_number(proxy: Proxy) -> None:
+    topics = 300
+
+    async def main() -> None:
+        subs = []
+        before = proxy.sent
+        for n in range(topics):  # one after the other, as users arrive
+            sub, first = await joined(f"user-{n}")
+            subs.append((sub, first))
+        per_topic = (proxy.sent - before) / topics
+        assert per_topic < 1_000, f"{per_topic:.0f} bytes sent to Redis per topic joined"
+        sent = await apublish("user-123", {"n": 1})
+        assert (await subs[123][1]).id == sent
+        for sub, first in subs:
+            first.cancel()
+            await sub.aclose()
+
+    with override_settings(DUALSTREAM=broadcast_settings("redis", URL=via(proxy))):
+        asyncio.run(main())
+
+
+# Cancellation on every Python ---------------------------------------------------------------------------
+
+
+def backend_bookkeeping(backend: Any) -> dict[str, int]:
+    """What the Redis backend keeps per topic, read in its own loop."""
+
+    async def read() -> dict[str, int]:
+        return {
+            name: len(getattr(backend, name))
+            for name in ("_followed", "_confirming", "_dirty", "_joining", "_inflight")
+        }
+
+    return asyncio.run_coroutine_threadsafe(read(), backend._started_loop()).result(10)
+
+
+def test_a_cancellation_that_arrives_as_the_join_completes_is_not_lost() -> None:
+    """Python 3.11's ``asyncio.wait_for`` returns the result instead of raising when the cancellation
+    lands after the awaited future is done but before the task resumes: the subscriber would run on."""
+    if reason := redis_reason():
+        pytest.skip(reason)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        subs = [subscribe("edge") for _ in range(10)]
+        tasks = [asyncio.ensure_future(sub.__anext__()) for sub in subs]
+        fanout = get_backend().fanout
+        while "edge" not in fanout.topics():
+            await asyncio.sleep(0)
+        ready = fanout._topics["edge"].ready  # the join every subscriber of the topic waits for
+        assert not ready.done()
+        # Scheduled right behind the callback that completes each subscriber's wait: inside the window.
+        ready.add_done_callback(lambda _: loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks]))
+        done, pending = await asyncio.wait(tasks, timeout=10)
+        assert not pending, f"{len(pending)} of 10 subscribers kept running after being cancelled"
+        assert all(task.cancelled() for task in done)
+
+    with override_settings(DUALSTREAM=broadcast_settings("redis")):
+        asyncio.run(main())
+
+
+def test_churn_leaves_no_subscriber_task_thread_or_topic_behind(engine: str) -> None:
+    """Thousands of subscribers cancelled at jittered moments, among them the one where a join completes."""
+    rng = random.Random(20)
+    visits, topics = 2_000, 40
+    threads_before = threading.active_count()
+
+    async def main() -> None:
+        ids = [await apublish(f"churn-{t}", {"t": t}) for t in range(topics)]
+
+        async def visit(k: int) -> None:
+            resume = ids[k % topics] if k % 3 else None
+            async for _ in subscribe(f"churn-{k % topics}", last_event_id=resume):
+                pass
+
+        tasks: list[asyncio.Task[None]] = []
+        for k in range(visits):
+            tasks.append(asyncio.ensure_future(visit(k)))
+            for _ in range(rng.choice([0, 0, 1, 2, 3, 5, 8, 13])):
+                await asyncio.sleep(0)  # a jitter counted in turns of the loop, not in time
+            tasks[rng.randrange(len(tasks))].cancel()
+            if k % 50 == 0:
+                await apublish(f"churn-{rng.randrange(topics)}", {"k": k})
+        for task in tasks:
+            task.cancel()
+        done, pending = await asyncio.wait(tasks, timeout=30)
+        assert not pending, f"{len(pending)} subscribers kept running after being cancelled"
+        assert all(task.cancelled() for task in done), [t.exception() for t in done if not t.cancelled()][:3]
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    asyncio.run(main())
+    backend = get_backend()
+    wait_for(lambda: backend.fanout.topics() == [])
+    if engine == "redis":
+        wait_for(lambda: not any(backend_bookkeeping(backend).values()))
+    assert threading.active_count() <= threads_before + 1  # the backend's own thread, if it is new
+
+
+# Who may read a topic ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_url_topics_are_refused_unless_authorize_allows_them(engine: str) -> None:
+    alice = User.objects.create_user("alice", password="x")
+    bob = User.objects.create_user("bob", password="x")
+    anonymous, client = Client(), Client()
+    client.force_login(alice)
+    with override_settings(**TOPIC_URLS, DUALSTREAM=broadcast_settings(engine)):
+        assert client.get(f"/topics/user-{alice.pk}/").status_code == 403  # no AUTHORIZE: nobody
+    for check in ["own_topic_only", "own_topic_only_sync"]:
+        settings = broadcast_settings(engine, AUTHORIZE=f"tests.broadcast_urls.{check}")
+        with override_settings(**TOPIC_URLS, DUALSTREAM=settings):
+            publish(f"user-{alice.pk}", {"hello": "alice"})
+            refused = anonymous.get(f"/topics/user-{alice.pk}/?stream=1")
+            assert refused.status_code == 403 and refused["Content-Type"] == "application/json"
+            assert client.get(f"/topics/user-{alice.pk}/").json() == {"items": [{"hello": "alice"}]}
+            assert client.get(f"/topics/user-{bob.pk}/").status_code == 403
+            assert client.get("/topics/a*b/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_get_topic_may_read_request_user_in_async_code(engine: str) -> None:
+    """``get_topic()`` reading ``request.user`` (lazy: a session and a user query) is run where the ORM works."""
+    alice = User.objects.create_user("alice")
+    publish(f"user-{alice.pk}", {"hello": "alice"})
+
+    async def main() -> Any:
+        client = AsyncClient()
+        await client.aforce_login(alice)
+        return await client.get("/mine/")
+
+    with override_settings(**TOPIC_URLS):
+        response = asyncio.run(main())
+    assert response.status_code == 200, response.content[:300]
+    assert response.json() == {"items": [{"hello": "alice"}]}
