@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import ssl
 import sys
@@ -196,7 +197,8 @@ class TestServer:
 
 
 # HTTP/2 in a browser: eight tabs' streams on one connection, past HTTP/1.1's six per origin. Over
-# HTTP/1.1 the seventh tab's EventSource would wait for a free connection; over HTTP/2 all flow.
+# HTTP/1.1 the seventh tab's EventSource would wait for a free connection; over HTTP/2 all flow,
+# from a server that speaks it, or through nginx speaking HTTP/2 to the browser and HTTP/1.1 to uvicorn.
 
 
 @pytest.fixture
@@ -212,14 +214,60 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-@pytest.fixture
-def https_server(certificate: Certificate) -> Iterator[int]:
-    case = CASES["hypercorn h2 tls"]
+NGINX = """
+pid {dir}/nginx.pid;
+error_log stderr notice;
+worker_processes 1;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{  # docs/deployment.md's "nginx in front"
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header Connection "";
+            proxy_read_timeout 1h;
+        }}
+    }}
+}}
+"""
+UVICORN = Case(
+    "uvicorn", ("uvicorn", APP, "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off"), "running on"
+)
+
+
+@pytest.fixture(params=["hypercorn", "nginx → uvicorn"])
+def https_server(request: pytest.FixtureRequest, certificate: Certificate, tmp_path: Path) -> Iterator[int]:
+    """hypercorn with TLS, or nginx terminating TLS and HTTP/2 in front of uvicorn over HTTP/1.1."""
+    case = CASES["hypercorn h2 tls"] if request.param == "hypercorn" else UVICORN
     if importlib.util.find_spec(case.package) is None:
         pytest.skip(f"{case.package} is not installed on this Python")
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if request.param != "hypercorn" and nginx is None:
+        pytest.skip("nginx is missing (apt-get install nginx-light)")
     server: ServerProcess
     server, port = case.start(certificate)
+    front: ServerProcess | None = None
+    if nginx is not None and request.param != "hypercorn":
+        upstream, port = port, free_port()
+        values = {"dir": tmp_path, "port": port, "upstream": upstream, "cert": certificate.cert, "key": certificate.key}
+        (tmp_path / "nginx.conf").write_text(NGINX.format(**values))
+        command = [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"]
+        front = ServerProcess(command, "start worker process", environment())
+        wait_listening(front, port)
     yield port
+    if front is not None:
+        front.process.terminate()  # its master stops its workers; SIGKILL would leave them running
+        front.process.wait(10)
     server.kill()
 
 
