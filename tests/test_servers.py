@@ -105,6 +105,7 @@ class Served:
     server: ServerProcess
     port: int
     certificate: Certificate
+    started: int = 0  # streams opened on this server so far
 
     def client(self) -> H1Client | H2Client:
         if not self.case.http2:
@@ -123,10 +124,25 @@ def served(request: pytest.FixtureRequest, certificate: Certificate) -> Iterator
     server.kill()
 
 
-def opened(client: H1Client | H2Client, path: str, count: int = 1) -> list[int]:
+@pytest.fixture
+def client(served: Served) -> Iterator[H1Client | H2Client]:
+    """A client of the class's server; closed after the test, and its streams' producers with it.
+
+    So that a test that fails with streams open leaves none to the next one (the last stops the
+    server and counts every ``finally``).
+    """
+    opened_client = served.client()
+    yield opened_client
+    opened_client.close()
+    if served.server.process.poll() is None:
+        served.server.wait_for(lambda: served.server.count(FINALLY) >= served.started, 5, "a finally did not run")
+
+
+def opened(served: Served, client: H1Client | H2Client, path: str, count: int = 1) -> list[int]:
     """``count`` streams of ``path`` whose first event has arrived."""
     ids = [client.get(path) for _ in range(count)]
-    assert client.read_until(lambda: all(b"data:" in client.streams[i].body for i in ids), 10), client.streams
+    served.started += count
+    assert client.read_until(lambda: all(b"data:" in client.streams[i].body for i in ids), 20), client.streams
     assert {client.streams[i].status for i in ids} == {200}
     return ids
 
@@ -136,11 +152,10 @@ def finally_count_reaches(server: ServerProcess, count: int) -> Callable[[], boo
 
 
 class TestServer:
-    def test_events_arrive_one_by_one(self, served: Served) -> None:
-        client = served.client()
-        (stream_id,) = opened(client, "/ticks/")
+    def test_events_arrive_one_by_one(self, served: Served, client: H1Client | H2Client) -> None:
+        (stream_id,) = opened(served, client, "/ticks/")
         stream = client.streams[stream_id]
-        assert client.read_until(lambda: stream.body.count(b"data:") >= 5, 5), stream.body
+        assert client.read_until(lambda: stream.body.count(b"data:") >= 5, 10), stream.body
         # An event every 0.1 s: a server that buffered would hand them over together, or never. (Not one
         # arrival per event: a busy client may read two at once.)
         assert len(stream.arrivals) >= 3
@@ -149,20 +164,18 @@ class TestServer:
         client.close()
         served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
 
-    def test_keepalives_flow_while_produce_is_silent(self, served: Served) -> None:
-        client = served.client()
-        (stream_id,) = opened(client, "/quiet/")
+    def test_keepalives_flow_while_produce_is_silent(self, served: Served, client: H1Client | H2Client) -> None:
+        (stream_id,) = opened(served, client, "/quiet/")
         stream = client.streams[stream_id]
-        assert client.read_until(lambda: stream.body.count(b": ping\n") >= 3, 5), stream.body
+        assert client.read_until(lambda: stream.body.count(b": ping\n") >= 3, 10), stream.body
         assert stream.body.count(b"data:") == 1
         finallies = served.server.count(FINALLY)
         client.close()
         served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
 
-    def test_a_client_that_leaves_runs_finally_within_100_ms(self, served: Served) -> None:
+    def test_a_client_that_leaves_runs_finally_within_100_ms(self, served: Served, client: H1Client | H2Client) -> None:
         """HTTP/1.1: the connection closes; HTTP/2: the stream is reset, the connection stays open."""
-        client = served.client()
-        kept, left = opened(client, "/quiet/", 2)
+        kept, left = opened(served, client, "/quiet/", 2)
         finallies = served.server.count(FINALLY)
         left_at = time.monotonic()
         client.reset(left)
@@ -176,9 +189,10 @@ class TestServer:
         client.close()
         served.server.wait_for(finally_count_reaches(served.server, finallies + 2), 5, "produce() was not closed")
 
-    def test_sigterm_ends_every_stream_within_two_seconds_and_the_server_exits(self, served: Served) -> None:
-        client = served.client()
-        ids = opened(client, "/endless/", STREAMS)
+    def test_sigterm_ends_every_stream_within_two_seconds_and_the_server_exits(
+        self, served: Served, client: H1Client | H2Client
+    ) -> None:
+        ids = opened(served, client, "/endless/", STREAMS)
         finallies = served.server.count(FINALLY)
         stopped_at = time.monotonic()
         served.server.process.send_signal(signal.SIGTERM)
