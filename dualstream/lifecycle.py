@@ -11,12 +11,19 @@ which goes on as before. Only a Python-level handler already installed by
 the server is chained, never replaced; ``DUALSTREAM["HANDLE_SHUTDOWN"] =
 False`` opts out, and ``end_streams()`` is the same cut for servers that
 offer a shutdown hook of their own.
+
+Under daphne, Twisted's reactor cancels every application and closes every
+connection as soon as it stops, whatever is still to be written: there the
+signal is passed on once the streams' last writes are out. Servers that stop
+without a signal (a worker at its request limit) are dualstream/servers.py's
+and dualstream/workers.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -24,8 +31,10 @@ from typing import Any
 
 from . import conf
 from .pump import SHUTDOWN, Pump
+from .threads import in_request_task
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SEND_GRACE = 2.0  # seconds a stopping server waits, at most, for the streams' last writes
 _Handler = Callable[[int, FrameType | None], Any]
 
 
@@ -34,6 +43,7 @@ class Streams:
 
     def __init__(self) -> None:
         self._open: set[Pump] = set()
+        self._sending: set[asyncio.Task[Any]] = set()  # the tasks sending streams, until they end
         self._lock = threading.Lock()  # WSGI streams run on loops of their own, in other threads
         self.stopping = False
         self._chained = False
@@ -42,8 +52,18 @@ class Streams:
         return len(self._open)
 
     def add(self, pump: Pump) -> None:
+        """Hold ``pump``; called by the view, in the task of Django's handler that sends the response."""
+        task = asyncio.current_task() if in_request_task() else None
         with self._lock:
             self._open.add(pump)
+            if task is not None:
+                self._sending.add(task)
+        if task is not None:
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[Any]) -> None:
+        with self._lock:
+            self._sending.discard(task)
 
     def discard(self, pump: Pump) -> None:
         with self._lock:
@@ -59,6 +79,17 @@ class Streams:
             if loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(pump.interrupt, reason)
 
+    async def sent(self, timeout: float) -> None:
+        """Return once the streams on this loop have been handed to the server to the last byte.
+
+        A pump ends before Django has sent its last chunk; the task of its request ends after.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            tasks = {task for task in self._sending if task.get_loop() is loop}
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
     def chain_shutdown_handlers(self) -> None:
         """Put ``end_all()`` in front of the server's signal handlers, once, from the loop's main thread."""
         if self._chained or threading.current_thread() is not threading.main_thread():
@@ -72,13 +103,41 @@ class Streams:
             if callable(previous):  # a server's handler; SIG_DFL and SIG_IGN are left alone
                 signal.signal(signum, self._chained_handler(loop, previous))
 
-    def _chained_handler(self, loop: asyncio.AbstractEventLoop, previous: _Handler) -> _Handler:
-        def handler(signum: int, frame: FrameType | None) -> Any:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self.end_all, SHUTDOWN)
-            return previous(signum, frame)
+    async def _reactor_sent(self, reactor: Any) -> None:
+        """The streams sent, then written out: Twisted's HTTP/2 writes one frame per reactor turn, each
+        turn a call due at once (``callLater(0)``), so turns are let run while such a call is pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEND_GRACE
+        await self.sent(timeout=SEND_GRACE)
+        while loop.time() < deadline and any(call.getTime() <= reactor.seconds() for call in reactor.getDelayedCalls()):
+            await asyncio.sleep(0)
 
-        return handler
+    def _chained_handler(self, loop: asyncio.AbstractEventLoop, previous: _Handler) -> _Handler:
+        reactor = sys.modules.get("twisted.internet.reactor")  # daphne's, when this process runs one
+        if reactor is None or not getattr(reactor, "running", False):
+
+            def handler(signum: int, frame: FrameType | None) -> Any:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(self.end_all, SHUTDOWN)
+                return previous(signum, frame)
+
+            return handler
+
+        # Twisted's stop cancels every application at once and closes every connection once its
+        # "before shutdown" triggers are done, whatever is still queued: the streams' last writes were
+        # lost (at 400 streams, all of them). So the reactor hears of the signal once they are out.
+        def then_previous(signum: int) -> None:
+            self.end_all(SHUTDOWN)
+            done = asyncio.ensure_future(self._reactor_sent(reactor))
+            done.add_done_callback(lambda _: previous(signum, None))
+
+        def deferring_handler(signum: int, frame: FrameType | None) -> Any:
+            if loop.is_closed():
+                return previous(signum, frame)
+            loop.call_soon_threadsafe(then_previous, signum)
+            return None
+
+        return deferring_handler
 
 
 #: This process's streams.

@@ -8,5 +8,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"dualstream": {"level": "INFO"}},
+    "loggers": {"dualstream": {"level": "INFO"}, "daphne": {"level": "INFO"}},  # daphne: "Listening on"
 }

@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from dualstream import DualModeView, Event
@@ -31,4 +31,39 @@ class Endless(DualModeView):
             sys.stderr.write("producer finally ran\n")  # one write: worker processes share the pipe
 
 
-urlpatterns = [path("endless/", Endless.as_view(heartbeat=5.0))]
+class Ticks(DualModeView):
+    """An event every 0.1 s, for ever: each must reach the client on its own, not buffered."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            n = 0
+            while True:
+                yield {"n": n}
+                n += 1
+                await asyncio.sleep(0.1)
+        finally:
+            sys.stderr.write("producer finally ran\n")
+
+
+class Quiet(DualModeView):
+    """One event, then silence: only keep-alive comments flow (heartbeat 0.1 s)."""
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            yield {"n": 0}
+            await asyncio.Event().wait()
+        finally:
+            sys.stderr.write("producer finally ran\n")
+
+
+def plain(request: HttpRequest) -> HttpResponse:
+    """A request that is not a stream: none may fail while a worker stops and is replaced."""
+    return HttpResponse("ok")
+
+
+urlpatterns = [
+    path("endless/", Endless.as_view(heartbeat=5.0)),
+    path("ticks/", Ticks.as_view()),
+    path("quiet/", Quiet.as_view(heartbeat=0.1)),
+    path("plain/", plain),
+]

@@ -1,80 +1,31 @@
 """Stopping a real server with streams open: uvicorn alone, and gunicorn with uvicorn workers.
 
+A server stops on a signal, or on its own when a worker reaches its request limit (uvicorn's
+``--limit-max-requests``, gunicorn's ``--max-requests``): on every path each stream ends with
+its ``retry:`` hint and its ``finally``, the worker exits (and is replaced), and plain requests
+are answered meanwhile.
+
 Each server runs in a subprocess serving ``tests.shutdown_views``; its producers write a line to
 stderr from their ``finally``. Readiness is read from the server's own log, never guessed with sleeps.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.serverprocess import FINALLY, NOISE, ServerProcess, environment, free_port
+
 STREAMS = 20
-FINALLY = "producer finally ran"
-NOISE = ("Traceback", "Task was destroyed", "already running", "ignored GeneratorExit", "Exception in ASGI")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """A server subprocess whose stderr is collected by a thread, line by line."""
-
-    def __init__(self, command: list[str], ready: str, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._collect, daemon=True).start()
-        self.wait_for(lambda: any(ready in line for line in self.lines), 30, f"the server never logged {ready!r}")
-
-    def _collect(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, condition: object, timeout: float, message: str) -> None:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not condition():  # type: ignore[operator]
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.process.poll() is not None and not condition()):  # type: ignore[operator]
-                    raise AssertionError(f"{message}; log:\n" + "\n".join(self.lines[-40:]))
-                self._changed.wait(min(left, 0.5))
-
-    def count(self, text: str) -> int:
-        with self._changed:
-            return sum(line.count(text) for line in self.lines)  # workers' lines may interleave
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
 
 
 def open_stream(port: int) -> socket.socket:
@@ -115,43 +66,42 @@ def read_to_eof(sockets: list[socket.socket], timeout: float) -> list[bytes]:
     return [tails[sock] for sock in sockets]
 
 
-def environment() -> dict[str, str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.shutdown_settings", "PYTHONUNBUFFERED": "1"}
-    env.pop("TEST_POSTGRES_URL", None)
-    return env
-
-
-def start_uvicorn() -> tuple[ServerProcess, int]:
+def start_uvicorn(*options: str, workers: int = 1) -> tuple[ServerProcess, int]:
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "django.core.asgi:get_asgi_application",
         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", "10",
+        *options,
     ]  # fmt: skip
-    return ServerProcess(command, "Uvicorn running on", environment()), port
+    if workers == 1:
+        return ServerProcess(command, "Uvicorn running on", environment()), port
+    server = ServerProcess([*command, "--workers", str(workers)], "Uvicorn running on", environment())
+    server.wait_for(lambda: server.count("Started server process") >= workers, 30, "the workers never started")
+    return server, port
+
+
+def start_gunicorn(*options: str, worker: str = "uvicorn_worker.UvicornWorker") -> tuple[ServerProcess, int]:
+    pytest.importorskip("uvicorn_worker", reason="gunicorn's uvicorn worker is not installed")
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.shutdown_asgi:application", "-k", worker,
+        "--workers", "2", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", *options,
+    ]  # fmt: skip
+    server = ServerProcess(command, "Booting worker", environment())
+    # Both workers up: each logs its boot, then uvicorn's startup line.
+    server.wait_for(lambda: server.count("Application startup complete") >= 2, 30, "the workers never started")
+    return server, port
 
 
 @pytest.fixture(params=["uvicorn", "gunicorn"])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, int]]:
-    """uvicorn alone, or gunicorn with two uvicorn workers, serving the shutdown test's streams."""
+    """uvicorn alone, or gunicorn with two (stock) uvicorn workers, serving the shutdown test's streams."""
     if request.param == "uvicorn":
         running, port = start_uvicorn()
     else:
         running, port = start_gunicorn()
     yield running, port
     running.kill()
-
-
-def start_gunicorn() -> tuple[ServerProcess, int]:
-    pytest.importorskip("uvicorn_worker", reason="gunicorn's uvicorn worker is not installed")
-    port = free_port()
-    command = [
-        sys.executable, "-m", "gunicorn", "tests.shutdown_asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-        "--workers", "2", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10",
-    ]  # fmt: skip
-    server = ServerProcess(command, "Booting worker", environment())
-    # Both workers up: each logs its boot, then uvicorn's startup line.
-    server.wait_for(lambda: server.count("Application startup complete") >= 2, 30, "the workers never started")
-    return server, port
 
 
 def assert_cut_and_closed(server: ServerProcess, tails: list[bytes], stopped_at: float) -> None:
@@ -179,3 +129,159 @@ def test_sigterm_cuts_every_stream_within_two_seconds_and_the_server_exits(
     if request.node.callspec.params["server"] == "uvicorn":
         # uvicorn re-raises the signal once it has shut down, as it does with no stream open.
         assert running.process.returncode == -signal.SIGTERM
+
+
+def test_gunicorn_quick_shutdown_cuts_every_stream_within_two_seconds() -> None:
+    """SIGINT to the master sends SIGQUIT to each worker: dualstream's worker ends its streams as on SIGTERM.
+
+    uvicorn_worker's own worker only sets a flag uvicorn never reads: the streams stayed open
+    until the master's SIGKILL, with no ``retry:`` hint and no ``finally``.
+    """
+    running, port = start_gunicorn(worker="dualstream.workers.UvicornWorker")
+    try:
+        sockets = [open_stream(port) for _ in range(STREAMS)]
+        stopped_at = time.monotonic()
+        running.process.send_signal(signal.SIGINT)
+        tails = read_to_eof(sockets, timeout=2.0)
+        assert_cut_and_closed(running, tails, stopped_at)
+        assert running.process.returncode == 0
+    finally:
+        running.kill()
+
+
+def plain_request(port: int) -> bytes:
+    """The status line of a GET of a plain page, on a connection of its own."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET /plain/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.partition(b"\r\n")[0]
+
+
+LIMIT = 12  # requests a worker serves before it stops and is replaced; the streams count
+RECYCLED = [
+    pytest.param(
+        lambda: start_uvicorn(
+            "--http", "dualstream.servers:HTTPProtocol", "--limit-max-requests", str(LIMIT), workers=2
+        ),
+        "Started server process",
+        id="uvicorn --limit-max-requests",
+    ),
+    pytest.param(
+        lambda: start_gunicorn(
+            "--max-requests", str(LIMIT), "--max-requests-jitter", "4", worker="dualstream.workers.UvicornWorker"
+        ),
+        "Booting worker",
+        id="gunicorn --max-requests",
+    ),
+]
+
+
+@pytest.mark.parametrize(("start", "booted"), RECYCLED)
+def test_a_worker_at_its_request_limit_ends_its_streams_exits_and_is_replaced(start: Any, booted: str) -> None:
+    """Each stream ends within 2 s of its worker's decision to stop; no plain request fails meanwhile.
+
+    With uvicorn's own protocol and worker every stream stayed open: the workers stopped
+    accepting but never exited, and plain requests failed once both had reached the limit.
+    """
+    running, port = start()
+    try:
+        sockets = [open_stream(port) for _ in range(STREAMS // 2)]
+        streams = ReadingStreams(sockets)
+        answers: list[bytes] = []
+        deadline = time.monotonic() + 60
+        # Plain requests until every stream has ended and a new worker has started: they are the
+        # load that drives the workers to their limit, and what must not fail while they stop.
+        while streams.open or running.count(booted) <= 2:
+            assert time.monotonic() < deadline, f"{streams.open} streams open; log:\n" + "\n".join(running.lines)
+            answers.append(plain_request(port))
+        assert set(answers) == {b"HTTP/1.1 200 OK"}
+        decisions = running.arrivals("Maximum request limit")
+        for tail, ended_at in streams.results():
+            assert b"retry: 1000\n" in tail and tail.endswith(b"0\r\n\r\n"), tail
+            assert b"event: done" not in tail
+            decided_at = max(at for at in decisions if at <= ended_at)  # the latest decision before the cut
+            assert ended_at - decided_at < 2.0
+        running.wait_for(lambda: running.count(FINALLY) == len(sockets), 5, "a finally did not run")
+        assert running.count("Stream ended (shutdown)") == len(sockets)
+        assert [line for line in running.lines if any(word in line for word in NOISE)] == []
+    finally:
+        running.kill()
+
+
+class ReadingStreams:
+    """Open streams read by a thread of their own while the test does other work; when each one ended."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+        self.received = dict.fromkeys(sockets, b"")
+        self.ends: dict[socket.socket, float] = {}
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    @property
+    def open(self) -> int:
+        return len(self.sockets) - len(self.ends)
+
+    def _read(self) -> None:
+        selector = selectors.DefaultSelector()
+        for sock in self.sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        while len(self.ends) < len(self.sockets):
+            for key, _ in selector.select(60):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                chunk = sock.recv(65536)
+                self.received[sock] += chunk
+                if not chunk:
+                    selector.unregister(sock)
+                    sock.close()
+                    self.ends[sock] = time.monotonic()
+
+    def results(self) -> list[tuple[bytes, float]]:
+        """What each stream received and when it ended, once all have."""
+        self._thread.join(10)
+        return [(self.received[sock], self.ends[sock]) for sock in self.sockets]
+
+
+def test_a_connection_accepted_as_uvicorn_stops_gets_its_request_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's shutdown closes a connection whose request it has not read yet: the client gets a reset.
+
+    A worker at its request limit keeps accepting until its next tick, so requests arrive in that
+    window (2 to 4 of 300 plain requests failed so under gunicorn's --max-requests, with or
+    without streams). dualstream's protocol reads such a request first, answers it, then closes.
+    """
+    from uvicorn import Config
+    from uvicorn.server import ServerState
+
+    from dualstream import lifecycle
+    from dualstream.servers import HTTPProtocol
+
+    monkeypatch.setattr(lifecycle.streams, "stopping", False)  # restored after: shutdown() sets it for good
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def accept_then_stop() -> bytes:
+        config = Config(app, lifespan="off", log_level="warning")
+        config.load()
+        served, client = socket.socketpair()
+        with client:
+            loop = asyncio.get_running_loop()
+            _, protocol = await loop.connect_accepted_socket(
+                lambda: HTTPProtocol(config=config, server_state=ServerState(), app_state={}), served
+            )
+            protocol.shutdown()  # the server stops before the request has been read
+            client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            client.setblocking(False)
+            answer = b""
+            async with asyncio.timeout(5):
+                while chunk := await loop.sock_recv(client, 65536):
+                    answer += chunk
+            return answer
+
+    answer = asyncio.run(accept_then_stop())
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert answer.endswith(b"\r\n\r\nok")

@@ -1,0 +1,95 @@
+"""A server in a subprocess for the shutdown and server tests, watched through its log."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FINALLY = "producer finally ran"
+NOISE = ("Traceback", "Task was destroyed", "already running", "ignored GeneratorExit", "Exception in ASGI")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A server subprocess whose output is collected by a thread, line by line."""
+
+    def __init__(self, command: list[str], ready: str, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.times: list[float] = []  # when each line arrived (time.monotonic())
+        self._changed = threading.Condition()
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # some servers log to stdout
+            text=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+        self.wait_for(lambda: any(ready in line for line in self.lines), 30, f"the server never logged {ready!r}")
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self.times.append(time.monotonic())
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, condition: object, timeout: float, message: str) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not condition():  # type: ignore[operator]
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not condition()):  # type: ignore[operator]
+                    raise AssertionError(f"{message}; log:\n" + "\n".join(self.lines[-40:]))
+                self._changed.wait(min(left, 0.5))
+
+    def count(self, text: str) -> int:
+        with self._changed:
+            return sum(line.count(text) for line in self.lines)  # workers' lines may interleave
+
+    def arrivals(self, text: str) -> list[float]:
+        """When each line containing ``text`` arrived."""
+        with self._changed:
+            return [at for line, at in zip(self.lines, self.times, strict=True) if text in line]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+def environment() -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.shutdown_settings", "PYTHONUNBUFFERED": "1"}
+    env.pop("TEST_POSTGRES_URL", None)
+    return env
+
+
+def wait_listening(server: ServerProcess, port: int, timeout: float = 30) -> None:
+    """For a server that logs nothing once it listens (granian logs its worker's start just before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
+            return
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the server never listened"
+        try:
+            server.process.wait(0.05)  # refused at once: again in 50 ms, unless the server has died
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError("the server exited; log:\n" + "\n".join(server.lines[-40:]))
