@@ -10,6 +10,7 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,12 +113,17 @@ def via(proxy: Proxy) -> str:
     return REDIS_URL.replace(f":{urlsplit(REDIS_URL).port or 6379}", f":{proxy.port}", 1)
 
 
-def direct_backend(settings: dict[str, Any]) -> Any:
+@contextmanager
+def direct_backend(settings: dict[str, Any]) -> Iterator[Any]:
     """A Redis backend on the same keys as ``settings`` but straight to Redis: a publisher the proxy does not cut."""
     from dualstream.broadcast.backends.redis import RedisBackend
     from dualstream.broadcast.conf import DEFAULTS
 
-    return RedisBackend({**DEFAULTS, **settings["BROADCAST"], "URL": REDIS_URL})
+    backend = RedisBackend({**DEFAULTS, **settings["BROADCAST"], "URL": REDIS_URL})
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def sse_lines(response: httpx.Response, stop: threading.Event | None = None) -> Iterator[dict[str, str]]:

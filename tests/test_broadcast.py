@@ -290,7 +290,6 @@ def test_publish_command(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_redis_down_publish_raises_and_open_streams_resume_without_loss(proxy: Proxy) -> None:
     opts = broadcast_settings("redis", URL=via(proxy), TIMEOUT=1.0)
-    publisher = direct_backend(opts)  # another process, still reaching Redis
 
     async def main() -> None:
         sub, first = await joined("down")
@@ -308,11 +307,8 @@ def test_redis_down_publish_raises_and_open_streams_resume_without_loss(proxy: P
         assert [e.id for e in await take(sub, 3, timeout=15)] == [*missed, after]
         await sub.aclose()
 
-    with override_settings(DUALSTREAM=opts):
-        try:
-            asyncio.run(main())
-        finally:
-            publisher.close()
+    with direct_backend(opts) as publisher, override_settings(DUALSTREAM=opts):  # publisher: another process
+        asyncio.run(main())
 
 
 def test_redis_down_too_long_ends_streams_with_an_error_and_refuses_new_ones(proxy: Proxy) -> None:

@@ -64,7 +64,6 @@ def assert_tail_after_reset(got: list[Event], ids: list[str]) -> None:
 @pytest.mark.parametrize("fault", ["cut", "stall"])
 def test_an_outage_longer_than_retention_gives_a_reset_at_the_gap(proxy: Proxy, fault: str) -> None:
     opts = broadcast_settings("redis", URL=via(proxy), MAXLEN=10, OUTAGE_TIMEOUT=60)
-    publisher = direct_backend(opts)
 
     async def main() -> None:
         sub, first = await joined("gap")
@@ -81,16 +80,12 @@ def test_an_outage_longer_than_retention_gives_a_reset_at_the_gap(proxy: Proxy, 
         assert [e.id for e in await take(sub, 1)] == [more]
         await sub.aclose()
 
-    with override_settings(DUALSTREAM=opts):
-        try:
-            asyncio.run(main())
-        finally:
-            publisher.close()
+    with direct_backend(opts) as publisher, override_settings(DUALSTREAM=opts):  # publisher: another process
+        asyncio.run(main())
 
 
 def test_a_short_outage_within_retention_loses_nothing_and_gives_no_reset(proxy: Proxy) -> None:
     opts = broadcast_settings("redis", URL=via(proxy), MAXLEN=10_000)
-    publisher = direct_backend(opts)
 
     async def main() -> None:
         sub, first = await joined("blip")
@@ -103,16 +98,12 @@ def test_a_short_outage_within_retention_loses_nothing_and_gives_no_reset(proxy:
         assert [e.id for e in await take_until(sub, ids[-1])] == ids[1:]
         await sub.aclose()
 
-    with override_settings(DUALSTREAM=opts):
-        try:
-            asyncio.run(main())
-        finally:
-            publisher.close()
+    with direct_backend(opts) as publisher, override_settings(DUALSTREAM=opts):  # publisher: another process
+        asyncio.run(main())
 
 
 def test_a_deleted_or_recreated_stream_gives_a_reset(proxy: Proxy) -> None:
     opts = broadcast_settings("redis", URL=via(proxy))
-    publisher = direct_backend(opts)
     direct = redis.Redis.from_url(REDIS_URL)
 
     async def main() -> None:
@@ -127,11 +118,8 @@ def test_a_deleted_or_recreated_stream_gives_a_reset(proxy: Proxy) -> None:
         assert [(e.event, e.id) for e in got] == [("reset", None), (None, ids[0]), (None, ids[1])]
         await sub.aclose()
 
-    with override_settings(DUALSTREAM=opts):
-        try:
-            asyncio.run(main())
-        finally:
-            publisher.close()
+    with direct_backend(opts) as publisher, override_settings(DUALSTREAM=opts):  # publisher: another process
+        asyncio.run(main())
 
 
 @pytest.mark.parametrize("fault", ["cut", "stall"])
@@ -157,7 +145,6 @@ def test_streams_end_within_the_outage_timeout_when_redis_is_unreachable_or_stal
 
 def test_latency_on_the_wire_keeps_every_event_in_order(proxy: Proxy) -> None:
     opts = broadcast_settings("redis", URL=via(proxy))
-    publisher = direct_backend(opts)
 
     async def main() -> None:
         sub, first = await joined("slow")
@@ -169,12 +156,11 @@ def test_latency_on_the_wire_keeps_every_event_in_order(proxy: Proxy) -> None:
         assert [e.id for e in got] == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
         await sub.aclose()
 
-    with override_settings(DUALSTREAM=opts):
+    with direct_backend(opts) as publisher, override_settings(DUALSTREAM=opts):
         try:
             asyncio.run(main())
         finally:
             proxy.delay = 0.0
-            publisher.close()
 
 
 # Entries this library did not write -----------------------------------------------------------------
