@@ -556,15 +556,24 @@ def test_fetch_transport_retries_5xx_with_backoff_then_streams(dualstream_page, 
         (200, SSE, "id: 1\ndata: 1\n\nevent: done\ndata:\n\n"),
     )
     page.route(f"{ORIGIN}/events*", server)
-    times: list[float] = []
-    page.on("request", lambda r: times.append(time.monotonic()) if "/events" in r.url else None)
+    # The waits the helper asks for, not wall time (a busy machine stretches that): the jitter fixed at 0.75.
+    page.evaluate(
+        """() => {
+            window.__waits = [];
+            const setTimeout = window.setTimeout;
+            window.setTimeout = (fn, ms, ...rest) => {
+                if (fn && fn.name === "attempt") window.__waits.push(ms);
+                return setTimeout(fn, ms, ...rest);
+            };
+            Math.random = () => 0.5;
+        }"""
+    )
     out = run(page, fn=fn, body={}, options={"headers": {"X-Client": "t"}, "retryDelay": 100})
     assert out["outcome"] == "done"
     assert without_states(out["log"]) == [["item", 1], ["done"]]
     assert states(out["log"]) == ["connecting", "reconnecting", "open", "closed"]
     assert [r["headers"]["x-client"] for r in server.requests] == ["t"] * 3
-    first, second = times[1] - times[0], times[2] - times[1]
-    assert 0.04 <= first < second, (first, second)  # 50-100 ms, then 100-200 ms: it backs off
+    assert page.evaluate("window.__waits") == [75, 150]  # 100 ms, then 200 ms, times the jitter: it backs off
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
