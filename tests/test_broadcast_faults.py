@@ -23,6 +23,7 @@ from django.test import AsyncClient, Client, override_settings
 from dualstream import Event
 from dualstream.broadcast import BroadcastUnavailable, apublish, history, publish, subscribe
 from dualstream.broadcast.backends import get_backend
+from dualstream.broadcast.backends.redis import STALL
 
 from .broadcast_proxy import Proxy
 from .broadcast_support import (
@@ -141,6 +142,53 @@ def test_streams_end_within_the_outage_timeout_when_redis_is_unreachable_or_stal
         elapsed = asyncio.run(main())
     proxy.restore()
     assert elapsed <= outage_timeout + 1.0, f"the streams ended {elapsed:.2f} s into the {fault}"
+
+
+def test_a_stall_longer_than_the_stall_limit_reconnects_and_loses_nothing(proxy: Proxy) -> None:
+    opts = broadcast_settings("redis", URL=via(proxy), OUTAGE_TIMEOUT=60)
+
+    async def main() -> None:
+        sub, first = await joined("frozen")
+        ids = [publisher.publish_sync("frozen", "0", None)]
+        assert (await first).id == ids[0]
+        proxy.stall()
+        ids += [publisher.publish_sync("frozen", json.dumps(n), None) for n in range(1, 20)]
+        backend = get_backend()
+        async with asyncio.timeout(20):
+            while backend._conn is not None:  # the reader gives the silent connection up
+                await asyncio.sleep(0.05)
+        proxy.restore()
+        ids.append(publisher.publish_sync("frozen", "20", None))
+        assert [e.id for e in await take_until(sub, ids[-1])] == ids[1:]
+        await sub.aclose()
+
+    with direct_backend(opts) as publisher, override_settings(DUALSTREAM=opts):  # publisher: another process
+        asyncio.run(main())
+
+
+def test_a_process_starved_of_cpu_is_not_taken_for_a_stalled_redis(caplog: pytest.LogCaptureFixture) -> None:
+    """The backend's thread blocked past the stall limit: the replies waiting for it are not a silence."""
+    if reason := redis_reason():
+        pytest.skip(reason)
+    opts = broadcast_settings("redis")
+
+    async def main() -> None:
+        sub, first = await joined("starved")
+        backend = get_backend()
+        blocked = threading.Event()
+        backend._started_loop().call_soon_threadsafe(lambda: (blocked.set(), time.sleep(STALL + 1)))
+        await asyncio.to_thread(blocked.wait, 10)
+        sent = publisher.publish_sync("starved", "1", None)  # while the process cannot read
+        assert (await first).id == sent
+        joined_after, first_after = await joined("starved-2")  # joins work: nothing was taken for an outage
+        later = publisher.publish_sync("starved-2", "2", None)
+        assert (await first_after).id == later
+        await sub.aclose()
+        await joined_after.aclose()
+
+    with direct_backend(opts) as publisher, override_settings(DUALSTREAM=opts), caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+    assert not [r.getMessage() for r in caplog.records if r.name == "dualstream.broadcast"]
 
 
 def test_latency_on_the_wire_keeps_every_event_in_order(proxy: Proxy) -> None:

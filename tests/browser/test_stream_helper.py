@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest

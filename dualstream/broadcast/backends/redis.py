@@ -12,7 +12,8 @@
 * **Continuity**: where the chain breaks, or an entry cannot be decoded (written by another tool),
   the subscribers get a ``reset`` at that point, before any later event (``link()``).
 * **Outage**: a ``PING`` every ``PING_INTERVAL`` seconds; a connection silent for ``STALL`` seconds is
-  dropped (stalls are found, not only refusals). On reconnecting, the reader subscribes again and reads
+  dropped (stalls are found, not only refusals). Silence is counted by a watchdog that skips the time
+  this process itself was starved of CPU: a busy worker is not an unreachable Redis. On reconnecting, the reader subscribes again and reads
   every topic from its last id: a message missed meanwhile loses nothing. ``OUTAGE_TIMEOUT`` seconds
   after Redis last answered, open streams end with an error.
 * **Replays** of the same (topic, last id) in flight at once share one ``XRANGE``; commands wait for a
@@ -49,6 +50,8 @@ BATCH = 500
 PING_INTERVAL = 0.5
 #: Seconds without any reply after which the Pub/Sub connection is taken for stalled and dropped.
 STALL = 3.0
+#: The most one watchdog tick adds to the silence: a loop that ran late heard nothing either.
+_MAX_TICK = 2 * PING_INTERVAL
 _MAX_BACKOFF = 2.0
 
 # KEYS[1]: the topic's key; ARGV: MAXLEN, the JSON text, and the event name if there is one.
@@ -154,7 +157,8 @@ class RedisBackend(Backend):
         self._send: asyncio.Event | None = None
         self._connected = False
         self._down = False  # the last attempt to reach Redis failed: joins fail at once instead of waiting
-        self._last_contact = 0.0
+        self._silence = 0.0  # seconds this process has been running without a reply from Redis
+        self._conn: Any = None  # the Pub/Sub connection while it is up
         self._failed = False
         self._dirty: set[str] = set()  # topics that rang and have not been read since
         self._joining: set[str] = set()  # topics whose subscription is confirmed and whose position is unknown
@@ -390,15 +394,18 @@ class RedisBackend(Backend):
     async def _listen_forever(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = 0.1
-        # RESP2: Pub/Sub messages are then plain replies in order, read here one by one.
+        # RESP2: Pub/Sub messages are then plain replies in order, read here one by one. No read timeout:
+        # the watchdog tells a stalled Redis from a starved process, and drops the connection itself.
         pool = redis.asyncio.ConnectionPool.from_url(
-            self.url, socket_timeout=STALL, socket_connect_timeout=min(self.timeout, STALL), protocol=2
+            self.url, socket_timeout=None, socket_connect_timeout=min(self.timeout, STALL), protocol=2
         )
         while not self._stopping:
             conn = pool.make_connection()  # type: ignore[no-untyped-call]
             writer: asyncio.Task[None] | None = None
             try:
-                await conn.connect()
+                async with asyncio.timeout(self.timeout):  # the handshake's replies too: reads have no timeout
+                    await conn.connect()
+                self._conn = conn
                 self._down = False
                 self._confirming.clear()
                 self._outbox.clear()
@@ -408,10 +415,10 @@ class RedisBackend(Backend):
                 writer = loop.create_task(self._write(conn))
                 while not self._stopping:
                     reply = await conn.read_response()
-                    self._contact(loop.time())
+                    self._contact()
                     backoff = 0.1
                     self._on_reply(reply)
-            except (redis.RedisError, OSError) as exc:
+            except (redis.RedisError, OSError, TimeoutError) as exc:
                 if self._connected or backoff == 0.1:
                     logger.warning("Redis unreachable at %s (%s): reconnecting", _safe_url(self.url), exc)
                 self._down = True
@@ -424,6 +431,7 @@ class RedisBackend(Backend):
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             finally:
                 self._connected = False
+                self._conn = None
                 if writer is not None:
                     # Woken, not cancelled: redis-py writes under wait_for(), which can swallow a cancellation
                     # on Python 3.11; the writer sees that its connection is no longer the current one.
@@ -453,26 +461,34 @@ class RedisBackend(Backend):
         except (redis.RedisError, OSError):
             return  # the connection broke: the reader's read fails too, and it reconnects
 
-    def _contact(self, now: float) -> None:
+    def _contact(self) -> None:
         """Redis answered: the outage clock restarts."""
-        self._last_contact = now
+        self._silence = 0.0
         if self._failed:
             self._failed = False
             logger.warning("Redis is back at %s: broadcast resumes", _safe_url(self.url))
 
     async def _watch(self) -> None:
-        """PING the Pub/Sub connection, and end every open stream once Redis has been silent for OUTAGE_TIMEOUT."""
+        """PING the Pub/Sub connection; drop it once silent for STALL, end every open stream at OUTAGE_TIMEOUT."""
         loop = asyncio.get_running_loop()
+        last_tick = loop.time()
         while not self._stopping:
             await asyncio.sleep(PING_INTERVAL)
-            if self._connected:
+            now = loop.time()
+            self._silence += min(now - last_tick, _MAX_TICK)
+            last_tick = now
+            conn = self._conn
+            if conn is not None and self._silence > STALL:
+                logger.warning("Redis at %s has not answered for %.1f s: reconnecting", _safe_url(self.url), STALL)
+                await conn.disconnect(nowait=True)  # the reader's read fails, and it reconnects
+            elif self._connected:
                 self._queue("PING", "")
-            silent = loop.time() - self._last_contact
-            if not self._failed and silent > self.outage_timeout and self._followed:
+            if not self._failed and self._silence > self.outage_timeout and self._followed:
                 self._failed = True
                 self.fanout.fail_all(
                     BroadcastUnavailable(
-                        f"the live feed was lost: Redis at {_safe_url(self.url)} has not answered for {silent:.1f} s"
+                        f"the live feed was lost: Redis at {_safe_url(self.url)} "
+                        f"has not answered for {self._silence:.1f} s"
                     )
                 )
 
@@ -513,7 +529,6 @@ class RedisBackend(Backend):
         self._client = redis.asyncio.Redis.from_pool(pool)  # closing the client closes the pool
         self._publish_script = self._client.register_script(_PUBLISH)
         self._send = asyncio.Event()
-        self._last_contact = loop.time()
         self._tasks["listen"] = loop.create_task(self._listen_forever())
         self._tasks["watch"] = loop.create_task(self._watch())
         started.set()
