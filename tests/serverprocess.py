@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FINALLY = "producer finally ran"
 NOISE = ("Traceback", "Task was destroyed", "already running", "ignored GeneratorExit", "Exception in ASGI")
+
+
+@contextlib.contextmanager
+def served_from(directory: Path, env: dict[str, str], serve: list[str]) -> Iterator[str]:
+    """``python -m <serve>`` (uvicorn) in ``directory`` on a socket that listens before it starts; its base URL.
+
+    Requests sent before the server is up wait in the backlog: nobody polls for it.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    command = [sys.executable, "-m", *serve, "--fd", str(sock.fileno()), "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=directory, env=env, pass_fds=[sock.fileno()])
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_port() -> int:

@@ -17,10 +17,8 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 from django.core.management import call_command
+
+from tests.serverprocess import served_from
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -206,24 +206,9 @@ class Quickstart:
     serve: list[str]
     curls: list[Curl]
 
-    @contextlib.contextmanager
-    def served(self) -> Iterator[str]:
-        """uvicorn on a socket that listens before it starts (requests wait in the backlog); its base URL."""
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        command = [sys.executable, "-m", *self.serve, "--fd", str(sock.fileno()), "--log-level", "warning"]
-        process = subprocess.Popen(command, cwd=self.directory, env=self.env, pass_fds=[sock.fileno()])
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            sock.close()
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    def served(self) -> contextlib.AbstractContextManager[str]:
+        """uvicorn serving the project, as the Quickstart starts it; its base URL."""
+        return served_from(self.directory, self.env, self.serve)
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.serverprocess import served_from
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "html.md"
@@ -79,21 +78,8 @@ def recipe_url(tmp_path_factory) -> Iterator[str]:
         shutil.copy(VENDOR / source, directory / "static" / name)
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env["PYTHONPATH"] = str(ROOT)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    command = [sys.executable, "-m", "uvicorn", "asgi:application", "--lifespan", "off", "--fd", str(sock.fileno())]
-    process = subprocess.Popen(command, cwd=directory, env=env, pass_fds=[sock.fileno()])
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with served_from(directory, env, ["uvicorn", "asgi:application", "--lifespan", "off"]) as url:
+        yield url
 
 
 @pytest.fixture
