@@ -86,7 +86,12 @@ from django.urls import path
 from tests.broadcast_urls import TopicFeed
 import uvicorn
 
-port, heartbeat = int(sys.argv[1]), float(sys.argv[2])
+port, heartbeat, lean = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean"
+if lean:  # what a per-user topic needs, and no more: each of Django's MiddlewareMixin hops to a thread
+    settings.MIDDLEWARE = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ]
 urls = types.ModuleType("broadcast_scale_urls")
 urls.urlpatterns = [path("topic/<str:name>/", TopicFeed.as_view())]
 sys.modules[urls.__name__] = urls
@@ -432,7 +437,9 @@ def diff(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
 class Tree:
     """One tree's server and publisher for one scenario, on its own key prefix."""
 
-    def __init__(self, name: str, path: str, redis_: Redis, heartbeat: float, logs: Path, scenario: str) -> None:
+    def __init__(
+        self, name: str, path: str, redis_: Redis, heartbeat: float, logs: Path, scenario: str, lean: bool = False
+    ) -> None:
         self.name = name
         self.prefix = f"bench-scale-{uuid.uuid4().hex[:8]}:"
         self.redis = redis_
@@ -446,7 +453,8 @@ class Tree:
         self.path = path
         with open(self.log, "wb") as log:
             self.server = subprocess.Popen(
-                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat)], cwd=path, env=self.env,
+                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat), "lean" if lean else "full"],
+                cwd=path, env=self.env,
                 stdout=log, stderr=log, start_new_session=True, preexec_fn=lambda: _child_setup(None),
             )  # fmt: skip
         self.publisher: asyncio.subprocess.Process | None = None
@@ -685,7 +693,7 @@ async def main(args: argparse.Namespace) -> None:
             for name, path in trees:
                 if scenario == args.only[0]:
                     print(f"{name} = {path} at {describe(path)}", flush=True)
-                tree = Tree(name, path, redis_, args.heartbeat, logs, scenario)
+                tree = Tree(name, path, redis_, args.heartbeat, logs, scenario, lean=args.lean_middleware)
                 try:
                     await tree.start()
                     if scenario == "A":
@@ -727,6 +735,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=50.0, help="events/s in B's delivery window (default 50)")
     p.add_argument("--seconds", type=float, default=20.0, help="B's delivery window (default 20)")
     p.add_argument("--heartbeat", type=float, default=15.0, help="the servers' HEARTBEAT (default 15)")
+    p.add_argument("--lean-middleware", action="store_true",
+                   help="sessions and auth only, instead of the test settings' nine middleware")  # fmt: skip
     p.add_argument("--redis-delay-ms", type=float, default=0,
                    help="servers and publishers reach Redis through a proxy that delays each way by this much")  # fmt: skip
     p.add_argument("--redis-url", help="an existing Redis to use instead of a private redis-server")
