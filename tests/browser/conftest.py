@@ -89,6 +89,26 @@ def _fake_origin_page(browser):
 
 
 @pytest.fixture
+def open_page(chromium_browser):
+    """``open_page(base_url, **context_options)``: a fresh page on that origin; uncaught JavaScript errors fail the test."""
+    contexts, errors = [], []
+
+    def open_(base_url: str, **options):
+        context = chromium_browser.new_context(base_url=base_url, service_workers="block", **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    try:
+        yield open_
+        assert errors == [], f"uncaught JavaScript errors: {errors}"
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
 def dualstream_page(chromium_browser):
     """A fresh page on the fake origin that can ``await import(MODULE_PATH)``.
 

@@ -23,20 +23,12 @@ HOSTILE_MESSAGE = "<script>window.__xss = 'script'</script><img src=x onerror=\"
 
 
 @pytest.fixture
-def page(chromium_browser, live_url):
+def page(open_page, live_url):
     """A fresh page on the live server's origin; uncaught JavaScript errors fail the test."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=10_000)
-    context = chromium_browser.new_context(base_url=live_url, viewport=WIDE, service_workers="block")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-        assert errors == [], f"uncaught JavaScript errors: {errors}"
-    finally:
-        context.close()
+    return open_page(live_url, viewport=WIDE)
 
 
 def expect(locator):

@@ -83,19 +83,11 @@ def recipe_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(chromium_browser, recipe_url):
+def page(open_page, recipe_url):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=15_000)
-    context = chromium_browser.new_context(base_url=recipe_url, service_workers="block")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-        assert errors == [], f"uncaught JavaScript errors: {errors}"
-    finally:
-        context.close()
+    return open_page(recipe_url)
 
 
 def expect(locator):

@@ -54,23 +54,18 @@ class FeedRequests:
 
 
 @pytest.fixture
-def page(chromium_browser, live_url):
-    """A fresh page on the live server's origin; uncaught JavaScript errors fail the test."""
+def page(open_page, live_url):
+    """A fresh page on the live server's origin, with the feed's requests recorded; JavaScript errors fail it."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=15_000)
-    context = chromium_browser.new_context(base_url=live_url, service_workers="block")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page = open_page(live_url)
     page.feed_requests = FeedRequests()
     request_started.connect(page.feed_requests)
     try:
         yield page
-        assert errors == [], f"uncaught JavaScript errors: {errors}"
     finally:
         request_started.disconnect(page.feed_requests)
-        context.close()
 
 
 def expect(locator):

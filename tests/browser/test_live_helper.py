@@ -15,17 +15,10 @@ HELPER = "/static/dualstream/dualstream.js"
 
 
 @pytest.fixture
-def page(chromium_browser, live_url):
-    context = chromium_browser.new_context(base_url=live_url, service_workers="block")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+def page(open_page, live_url):
+    page = open_page(live_url)
     page.goto("/csrf-page/")  # a page of the origin that sets Django's csrftoken cookie
-    try:
-        yield page
-        assert errors == []
-    finally:
-        context.close()
+    return page
 
 
 # Headless Chromium never hides a page: the test sets document.visibilityState and fires the event a
