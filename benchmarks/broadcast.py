@@ -56,6 +56,20 @@ _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value; the so
 _CMSG_SPACE = socket.CMSG_SPACE(16)  # one struct timespec
 
 
+def receive(sock: socket.socket) -> tuple[bytes, int | None] | None:
+    """One read and the kernel's receive time (ns; None if not given); None if nothing was ready, b"" at the end."""
+    try:
+        data, ancdata, _, _ = sock.recvmsg(262_144, _CMSG_SPACE)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b"", None
+    if not ancdata:
+        return data, None
+    sec, nsec = struct.unpack("qq", ancdata[0][2][:16])
+    return data, sec * 1_000_000_000 + nsec
+
+
 class Subscriber:
     """One SSE stream on a raw socket; records the publish-to-receive latency of each stamped event."""
 
@@ -66,20 +80,16 @@ class Subscriber:
         self.closed = False
 
     def readable(self) -> None:
-        try:
-            data, ancdata, _, _ = self.sock.recvmsg(262_144, _CMSG_SPACE)
-        except BlockingIOError:
+        read = receive(self.sock)
+        if read is None:
             return
-        except OSError:
-            data, ancdata = b"", []
+        data, received = read
         if not data:
             self.close()
             return
         self.events += data.count(b"\ndata:") + data.startswith(b"data:")
         stamps = STAMP.findall(data)  # an event split over two reads is missed: counted at the end instead
-        if stamps and ancdata:
-            sec, nsec = struct.unpack("qq", ancdata[0][2][:16])
-            received = sec * 1_000_000_000 + nsec
+        if stamps and received is not None:
             self.latencies.extend(received - int(t) for t in stamps)
 
     def close(self) -> None:

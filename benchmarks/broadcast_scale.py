@@ -2,7 +2,8 @@
 
     python benchmarks/broadcast_scale.py                                  # 5,000 reconnects, 10,000 topics
     python benchmarks/broadcast_scale.py --reconnect 500 --topics 1000    # a quick look
-    python benchmarks/broadcast_scale.py --trees before=/work/wt-old,after=/work/main --only B
+    git worktree add ../dualstream-b7221ac b7221ac                        # the backend before the rewrite
+    python benchmarks/broadcast_scale.py --trees before=../dualstream-b7221ac,after=. --only B
 
 Each tree (a checkout of this project) is served in its own fresh uvicorn process per scenario (one
 worker, uvloop, httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own
@@ -49,7 +50,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -67,10 +67,9 @@ if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
 import redis
 
 from benchmarks import run_async
+from benchmarks.broadcast import _SO_TIMESTAMPNS, receive
 from benchmarks.procs import HOST, _child_setup, free_port, raise_nofile
 
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_CMSG_SPACE = socket.CMSG_SPACE(16)
 BATCH = 500  # TCP connects in flight at once
 COMMANDS = ("xrange", "xread", "evalsha", "xrevrange", "subscribe", "xadd", "publish", "client|unblock")
 
@@ -204,21 +203,14 @@ class Conn:
         self._body = b""
 
     def readable(self) -> None:
-        try:
-            data, ancdata, _, _ = self.sock.recvmsg(262_144, _CMSG_SPACE)
-        except BlockingIOError:
+        read = receive(self.sock)
+        if read is None:
             return
-        except OSError:
-            data, ancdata = b"", []
+        data, received = read
         if not data:
             self.close()
             return
-        if ancdata:
-            sec, nsec = struct.unpack("qq", ancdata[0][2][:16])
-            ts = sec * 1_000_000_000 + nsec
-        else:
-            ts = time.time_ns()
-        self._feed(data, ts)
+        self._feed(data, received if received is not None else time.time_ns())
 
     def _feed(self, data: bytes, ts: int) -> None:
         if self.status is None:
@@ -675,7 +667,7 @@ def load() -> str:
 
 async def main(args: argparse.Namespace) -> None:
     raise_nofile()
-    trees = [tuple(t.split("=", 1)) for t in args.trees.split(",")]
+    trees = [(name, str(Path(path).resolve())) for name, path in (t.split("=", 1) for t in args.trees.split(","))]
     logs = Path(tempfile.mkdtemp(prefix="broadcast_scale-"))
     print(f"{' '.join(sys.argv)}\n{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"{load()}; server logs in {logs}", flush=True)  # fmt: skip
@@ -726,8 +718,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reconnect", type=int, default=5_000, help="streams reconnecting at once in A (default 5,000)")
     p.add_argument("--topics", type=int, default=10_000, help="subscribers and topics in B (default 10,000)")
-    p.add_argument("--trees", default="before=/work/wt-old,after=/work/main",
-                   help="name=path,... of the checkouts to compare (default before=/work/wt-old,after=/work/main)")  # fmt: skip
+    p.add_argument("--trees", default="after=.",
+                   help="name=path,... of the checkouts to compare, side by side (default: this one, after=.)")  # fmt: skip
     p.add_argument("--only", type=lambda s: s.upper().split(","), default=["A", "B"], help="scenarios (default A,B)")
     p.add_argument("--max-wait", type=float, default=120.0,
                    help="seconds to wait for every stream to be replayed (A) or live (B) (default 120)")  # fmt: skip
