@@ -83,9 +83,10 @@ class Publisher:
         return self.proc.stdout.readline().strip()
 
     def close(self) -> None:
-        assert self.proc.stdin is not None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
         assert self.proc.wait(10) == 0
+        self.proc.stdout.close()
 
 
 class Client(threading.Thread):

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Self
 
 from ..events import Event
-from .backends import RESET, Backend, Inbox, Item, Key, get_backend
+from .backends import RESET, Backend, Inbox, Item, Key, get_backend, reset_event
 from .conf import options
 from .errors import BroadcastUnavailable
 from .topics import check_topic
@@ -26,8 +26,8 @@ def subscribe(topic: str, *, last_event_id: str | None = None, recent: int = 0) 
     Use it with ``async for``; ``async with subscribe(...) as events`` also leaves the topic at once when
     the block exits. An id the topic no longer holds (too old, unknown, malformed) gives one ``reset``
     event, then live events; so does any point where the engine cannot prove that no event is missing
-    (trimmed while this process could not read, deleted, undecodable). ``SubscriptionOverflow`` ends a subscriber that fell too far behind;
-    ``BroadcastUnavailable`` one whose engine stayed away.
+    (trimmed while this process could not read, deleted, undecodable). ``SubscriptionOverflow`` ends a
+    subscriber that fell too far behind; ``BroadcastUnavailable`` one whose engine stayed away.
     """
     return Subscription(check_topic(topic), last_event_id=last_event_id, recent=recent)
 
@@ -96,7 +96,7 @@ class Subscription:
             while (event := self._ready(inbox)) is None:
                 if self._replay_after is not None:
                     if not await self._read_page():  # trimmed while replaying: live events after what was yielded
-                        event = Event({"topic": self.topic}, event=RESET)
+                        event = reset_event(self.topic)
                         if not self._reset:
                             break
                     continue
@@ -113,7 +113,7 @@ class Subscription:
         except BaseException:
             self.close()
             raise
-        self._reset = event.event == RESET and event.id is None
+        self._reset = event.event == RESET  # a reserved name: no published event carries it
         if event.id is not None:
             self.last_event_id = str(event.id)
         return event
@@ -143,7 +143,7 @@ class Subscription:
         if self.last_event_id is not None:
             self._replay_after = self.last_event_id
             if not await self._read_page():
-                return Event({"topic": self.topic}, event=RESET)
+                return reset_event(self.topic)
         elif self.recent > 0:
             self._take(await backend.history(self.topic, self.recent))
         return None

@@ -11,7 +11,7 @@ from django.utils.module_loading import import_string
 
 from ..conf import options
 from ..fanout import Fanout, Inbox
-from .base import RESET, Backend, Item, Key, parse_id, reset_item
+from .base import RESET, Backend, Item, Key, parse_id, reset_event, reset_item
 
 BACKENDS = {
     "memory": "dualstream.broadcast.backends.memory.MemoryBackend",
@@ -62,5 +62,6 @@ __all__ = [
     "close_backends",
     "get_backend",
     "parse_id",
+    "reset_event",
     "reset_item",
 ]

@@ -48,9 +48,14 @@ def parse_id(event_id: str) -> Key | None:
     return key if key[0] < _ID_LIMIT and key[1] < _ID_LIMIT else None
 
 
+def reset_event(topic: str) -> Event:
+    """The ``reset`` a subscriber gets where it may have missed events of ``topic``."""
+    return Event({"topic": topic}, event=RESET)
+
+
 def reset_item(topic: str, key: Key) -> Item:
-    """The ``reset`` a subscriber gets where continuity cannot be proven: just before the item with ``key``."""
-    return key, Event({"topic": topic}, event=RESET)
+    """A ``reset`` where continuity cannot be proven: just before the item with ``key``."""
+    return key, reset_event(topic)
 
 
 def make_item(event_id: str, data: str, event: str | None) -> Item:

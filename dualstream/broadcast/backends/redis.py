@@ -155,10 +155,9 @@ class RedisBackend(Backend):
         self._confirming: dict[str, int] = {}  # topic -> SUBSCRIBEs sent on this connection and not yet confirmed
         self._outbox: list[tuple[str, str]] = []  # (SUBSCRIBE | UNSUBSCRIBE | PING, key) for the Pub/Sub connection
         self._send: asyncio.Event | None = None
-        self._connected = False
         self._down = False  # the last attempt to reach Redis failed: joins fail at once instead of waiting
         self._silence = 0.0  # seconds this process has been running without a reply from Redis
-        self._conn: Any = None  # the Pub/Sub connection while it is up
+        self._conn: Any = None  # the Pub/Sub connection while it is up (None: connecting, or Redis away)
         self._failed = False
         self._dirty: set[str] = set()  # topics that rang and have not been read since
         self._joining: set[str] = set()  # topics whose subscription is confirmed and whose position is unknown
@@ -248,7 +247,7 @@ class RedisBackend(Backend):
         state = self._followed.get(topic)
         if state is None:
             state = self._followed[topic] = _Followed()
-            if self._connected:
+            if self._conn is not None:
                 self._subscribe(topic)
         if state.position is None:
             waiter = asyncio.get_running_loop().create_future()
@@ -263,7 +262,7 @@ class RedisBackend(Backend):
             waiter.cancel()
         self._dirty.discard(topic)
         self._joining.discard(topic)
-        if self._connected:
+        if self._conn is not None:
             self._queue("UNSUBSCRIBE", self.key(topic))
 
     def _fail_joins(self, error: BroadcastUnavailable) -> None:
@@ -285,8 +284,10 @@ class RedisBackend(Backend):
     def _on_reply(self, reply: Any) -> None:
         """One message from the Pub/Sub connection: a topic's news, a confirmed SUBSCRIBE, a PONG."""
         kind = reply[0]
+        if kind not in (b"message", b"subscribe"):
+            return  # a PONG, a confirmed UNSUBSCRIBE: Redis answered, which is all they say
+        topic = reply[1].decode()[len(self.prefix) :]
         if kind == b"message":
-            topic = reply[1].decode()[len(self.prefix) :]
             state = self._followed.get(topic)
             if state is None:
                 return
@@ -294,8 +295,7 @@ class RedisBackend(Backend):
                 state.rang = True
             else:
                 self._mark_dirty(topic)
-        elif kind == b"subscribe":
-            topic = reply[1].decode()[len(self.prefix) :]
+        else:
             left = self._confirming.pop(topic, 1) - 1
             if left:
                 self._confirming[topic] = left
@@ -409,7 +409,6 @@ class RedisBackend(Backend):
                 self._down = False
                 self._confirming.clear()
                 self._outbox.clear()
-                self._connected = True
                 for topic in self._followed:
                     self._subscribe(topic)
                 writer = loop.create_task(self._write(conn))
@@ -419,7 +418,7 @@ class RedisBackend(Backend):
                     backoff = 0.1
                     self._on_reply(reply)
             except (redis.RedisError, OSError, TimeoutError) as exc:
-                if self._connected or backoff == 0.1:
+                if self._conn is not None or backoff == 0.1:
                     logger.warning("Redis unreachable at %s (%s): reconnecting", _safe_url(self.url), exc)
                 self._down = True
                 self._fail_joins(self._unavailable("cannot follow a topic", exc))
@@ -430,7 +429,6 @@ class RedisBackend(Backend):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             finally:
-                self._connected = False
                 self._conn = None
                 if writer is not None:
                     # Woken, not cancelled: redis-py writes under wait_for(), which can swallow a cancellation
@@ -448,7 +446,7 @@ class RedisBackend(Backend):
             while True:
                 await self._send.wait()
                 self._send.clear()
-                if not self._connected:
+                if self._conn is not conn:
                     return
                 outbox, self._outbox = self._outbox, []
                 while outbox:
@@ -481,7 +479,7 @@ class RedisBackend(Backend):
             if conn is not None and self._silence > STALL:
                 logger.warning("Redis at %s has not answered for %.1f s: reconnecting", _safe_url(self.url), STALL)
                 await conn.disconnect(nowait=True)  # the reader's read fails, and it reconnects
-            elif self._connected:
+            elif conn is not None:
                 self._queue("PING", "")
             if not self._failed and self._silence > self.outage_timeout and self._followed:
                 self._failed = True
@@ -495,7 +493,9 @@ class RedisBackend(Backend):
     async def _shutdown(self) -> None:
         # The flag as well as the cancellation: a command cancelled mid-reply may swallow the CancelledError.
         self._stopping = True
-        tasks = list(self._tasks.values())
+        # Every task of this backend's loop, not only the reader's: a command whose caller gave up, or a
+        # shared replay that outlived its waiters, would otherwise hold a connection past the loop's close.
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
         for task in tasks:
             task.cancel()
         if tasks:
