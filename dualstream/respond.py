@@ -119,7 +119,8 @@ async def batch_response(view: DualModeView, items: AsyncGenerator[Any, None]) -
                         f"This answer has more than {limit} items: ask for a stream instead "
                         "(?stream=true, ?format=ndjson or Accept: text/event-stream)."
                     )
-                data.append(item.data if isinstance(item, Event) else item)  # data_of(), inline: once per row
+                # data_of(item), inline: 290 of 61,400 instructions per row (0.4%), benchmarks/export_instructions.py.
+                data.append(item.data if isinstance(item, Event) else item)
         content = view.dumps(view.get_batch_document(data)).encode()
     except Exception as exc:
         return await exception_response(view, exc)
