@@ -52,7 +52,7 @@ class Streams:
         return len(self._open)
 
     def add(self, pump: Pump) -> None:
-        """Hold ``pump``; called by the view, in the task of Django's handler that sends the response."""
+        """Hold ``pump``; called by ``respond.stream_response()``, in the task of Django's handler that sends the response."""
         task = asyncio.current_task() if in_request_task() else None
         with self._lock:
             self._open.add(pump)
