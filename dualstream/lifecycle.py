@@ -30,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 from . import conf
-from .pump import SHUTDOWN, Pump
+from .pump import EndReason, Pump
 from .threads import in_request_task
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -52,7 +52,7 @@ class Streams:
         return len(self._open)
 
     def add(self, pump: Pump) -> None:
-        """Hold ``pump``; called by the view, in the task of Django's handler that sends the response."""
+        """Hold ``pump``; called by ``respond.stream_response()``, in the task of Django's handler that sends the response."""
         task = asyncio.current_task() if in_request_task() else None
         with self._lock:
             self._open.add(pump)
@@ -69,15 +69,13 @@ class Streams:
         with self._lock:
             self._open.discard(pump)
 
-    def end_all(self, reason: str = SHUTDOWN) -> None:
+    def end_all(self, reason: EndReason = EndReason.SHUTDOWN) -> None:
         """Cut every open stream, from any thread; new streams are refused from now on."""
         self.stopping = True
         with self._lock:
             pumps = list(self._open)
         for pump in pumps:
-            loop = pump.loop
-            if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(pump.interrupt, reason)
+            pump.end(reason)
 
     async def sent(self, timeout: float) -> None:
         """Return once the streams on this loop have been handed to the server to the last byte.
@@ -118,7 +116,7 @@ class Streams:
 
             def handler(signum: int, frame: FrameType | None) -> Any:
                 if not loop.is_closed():
-                    loop.call_soon_threadsafe(self.end_all, SHUTDOWN)
+                    loop.call_soon_threadsafe(self.end_all, EndReason.SHUTDOWN)
                 return previous(signum, frame)
 
             return handler
@@ -127,7 +125,7 @@ class Streams:
         # "before shutdown" triggers are done, whatever is still queued: the streams' last writes were
         # lost (at 400 streams, all of them). So the reactor hears of the signal once they are out.
         def then_previous(signum: int) -> None:
-            self.end_all(SHUTDOWN)
+            self.end_all(EndReason.SHUTDOWN)
             done = asyncio.ensure_future(self._reactor_sent(reactor))
             done.add_done_callback(lambda _: previous(signum, None))
 
@@ -146,4 +144,4 @@ streams = Streams()
 
 def end_streams() -> None:
     """Cut every stream open in this process, as at shutdown; call it from a server's own shutdown hook."""
-    streams.end_all(SHUTDOWN)
+    streams.end_all(EndReason.SHUTDOWN)

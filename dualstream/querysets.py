@@ -219,7 +219,8 @@ class QuerySetView(DualModeView):
         name = self._key_field(queryset).attname
         serialize: Callable[[dict[str, Any]], Any] | None = self.serialize
         if getattr(serialize, "__func__", None) is QuerySetView.serialize:
-            serialize = None  # the default is the identity: not called, as this loop runs once per row
+            # The default is the identity, not called: 300 instructions per row, benchmarks/export_instructions.py.
+            serialize = None
         with_ids = self.mode is Mode.SSE
         new = object.__new__
         async with aclosing(_chunks(queryset, self.chunk_size)) as chunks:
@@ -229,7 +230,8 @@ class QuerySetView(DualModeView):
                     if with_ids:
                         key = row[name]
                         if type(key) is int:
-                            # Event(item, id=key) without the call to Event.__init__: an int id needs no check.
+                            # Event(item, id=key) without Event.__init__ (an int id needs no check), every slot set:
+                            # 900 of 69,700 instructions per SSE row (1.3%), benchmarks/export_instructions.py.
                             event = new(Event)
                             event.data = item
                             event.id = key

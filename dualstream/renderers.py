@@ -86,7 +86,8 @@ class SSERenderer(Renderer):
     keepalive = ": ping\n"
 
     def item(self, item: Any) -> str:
-        # One call per item and no helpers: a queryset streamed as SSE is one event per row.
+        # One call per item and no helpers (Event.encode() and data_field() were two more: 1,000 instructions
+        # per SSE row), fields unpacked three at a time (five in one: 370 more, 0.5%); export_instructions.py.
         if isinstance(item, Event):
             data = item.data
             text = data if isinstance(data, str) else item.json or self.dumps(data)

@@ -23,7 +23,7 @@ from dualstream.broadcast import (
     subscribe,
 )
 from dualstream.broadcast import subscription as subscription_module
-from dualstream.broadcast.backends import close_backends, get_backend
+from dualstream.broadcast.backends import close_backends, get_backend, get_fanout
 
 from .broadcast_proxy import Proxy
 from .broadcast_support import broadcast_settings, configure, direct_backend, joined, sse_lines, take, via, wait_for
@@ -79,7 +79,7 @@ def test_every_subscriber_gets_every_event_in_publish_order(engine: str) -> None
             assert [e.data["n"] for e in got] == list(range(50))
             assert [e.id for e in got] == ids
             await sub.aclose()
-        assert get_backend().fanout.topics() == []
+        assert get_fanout().topics() == []
 
     asyncio.run(main())
 
@@ -143,7 +143,7 @@ def test_a_slow_subscriber_is_cut_without_holding_back_publishers_or_others(engi
             reader.cancel()
             await asyncio.wait([reader])
             await fast.aclose()
-            assert get_backend().fanout.topics() == []  # the overflowed one left by itself
+            assert get_fanout().topics() == []  # the overflowed one left by itself
 
     asyncio.run(main())
 
@@ -349,7 +349,7 @@ def test_topic_view_batch_ndjson_and_sse_replay(engine: str, live_url: str) -> N
         ]  # fmt: skip
         with httpx.stream("GET", f"{live_url}/topic/view/?format=ndjson&lastEventId={ids[2]}", timeout=10) as r:
             assert json.loads(next(r.iter_lines())) == {"n": 3}
-        wait_for(lambda: get_backend().fanout.topics() == [])  # both streams left the topic
+        wait_for(lambda: get_fanout().topics() == [])  # both streams left the topic
 
 
 @pytest.mark.django_db(transaction=True)
@@ -364,7 +364,7 @@ def test_custom_producer_finally_runs_on_disconnect(engine: str, live_url: str) 
             assert next(events)["event"] == "reset"
             assert not finished.is_set()  # the stream is endless: only the client's leaving ends it
         assert finished.wait(10)
-        wait_for(lambda: get_backend().fanout.topics() == [])
+        wait_for(lambda: get_fanout().topics() == [])
 
 
 def send_buffer_max() -> int:

@@ -22,7 +22,7 @@ from django.test import AsyncClient, Client, override_settings
 
 from dualstream import Event
 from dualstream.broadcast import BroadcastUnavailable, apublish, history, publish, subscribe
-from dualstream.broadcast.backends import get_backend
+from dualstream.broadcast.backends import get_backend, get_fanout
 from dualstream.broadcast.backends.redis import STALL
 
 from .broadcast_proxy import Proxy
@@ -378,7 +378,7 @@ def test_a_cancellation_that_arrives_as_the_join_completes_is_not_lost() -> None
         loop = asyncio.get_running_loop()
         subs = [subscribe("edge") for _ in range(10)]
         tasks = [asyncio.ensure_future(sub.__anext__()) for sub in subs]
-        fanout = get_backend().fanout
+        fanout = get_fanout()
         while "edge" not in fanout.topics():
             await asyncio.sleep(0)
         ready = fanout._topics["edge"].ready  # the join every subscriber of the topic waits for
@@ -424,7 +424,7 @@ def test_churn_leaves_no_subscriber_task_thread_or_topic_behind(engine: str) -> 
 
     asyncio.run(main())
     backend = get_backend()
-    wait_for(lambda: backend.fanout.topics() == [])
+    wait_for(lambda: get_fanout().topics() == [])
     if engine == "redis":
         wait_for(lambda: not any(backend_bookkeeping(backend).values()))
     assert threading.active_count() <= threads_before + 1  # the backend's own thread, if it is new

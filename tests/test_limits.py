@@ -24,7 +24,7 @@ def test_beyond_max_streams_a_new_stream_is_a_503_with_retry_after(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A registry of its own: streams of earlier tests may still be ending in the live server's thread.
-    monkeypatch.setattr("dualstream.views.streams", Streams())
+    monkeypatch.setattr("dualstream.respond.streams", Streams())
     with override_settings(DUALSTREAM={"MAX_STREAMS": 1}):
         first = client.get("/endless/?stream=1")  # open, and not yet read
         try:
