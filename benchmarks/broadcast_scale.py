@@ -6,7 +6,8 @@
     python benchmarks/broadcast_scale.py --trees before=../dualstream-b7221ac,after=. --only B
 
 Each tree (a checkout of this project) is served in its own fresh uvicorn process per scenario (one
-worker, uvloop, httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own
+worker, or ``--workers N`` forked processes sharing the listening socket as gunicorn's do; uvloop,
+httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own
 ``dualstream`` answers: ``tests.broadcast_settings`` (the Redis backend) with its ``TopicFeed`` at
 ``/topic/<name>/``. It is mounted with the settings' heartbeat set to ``--heartbeat`` (15 s, the
 library's default): the test URLconf's 0.2 s would make 10,000 idle streams write 50,000
@@ -75,7 +76,7 @@ COMMANDS = ("xrange", "xread", "evalsha", "xrevrange", "subscribe", "xadd", "pub
 
 # The server: the tree's TopicFeed, the settings' heartbeat replaced (see the module's docstring).
 SERVER = r"""
-import sys, types
+import os, socket, sys, types
 import django
 from django.conf import settings
 
@@ -85,7 +86,7 @@ from django.urls import path
 from tests.broadcast_urls import TopicFeed
 import uvicorn
 
-port, heartbeat, lean = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean"
+port, heartbeat, lean, workers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean", int(sys.argv[4])
 if lean:  # what a per-user topic needs, and no more: each of Django's MiddlewareMixin hops to a thread
     settings.MIDDLEWARE = [
         "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,10 +97,15 @@ urls.urlpatterns = [path("topic/<str:name>/", TopicFeed.as_view())]
 sys.modules[urls.__name__] = urls
 settings.ROOT_URLCONF = urls.__name__
 settings.DUALSTREAM = {**settings.DUALSTREAM, "HEARTBEAT": heartbeat}
-uvicorn.run(
-    get_asgi_application(), host="127.0.0.1", port=port, loop="uvloop", http="httptools", lifespan="off",
-    access_log=False, log_level="warning", backlog=4096,
+config = uvicorn.Config(
+    get_asgi_application(), loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning",
 )
+# Workers share one listening socket, as uvicorn --workers and gunicorn's do; forked before any loop exists.
+sock = socket.create_server(("127.0.0.1", port), backlog=4096)
+for _ in range(workers - 1):
+    if os.fork() == 0:
+        break
+uvicorn.Server(config).run(sockets=[sock])
 """
 
 # The publisher: the tree's own RedisBackend.publish_sync; one JSON command a line on stdin, one answer on stdout.
@@ -430,7 +436,15 @@ class Tree:
     """One tree's server and publisher for one scenario, on its own key prefix."""
 
     def __init__(
-        self, name: str, path: str, redis_: Redis, heartbeat: float, logs: Path, scenario: str, lean: bool = False
+        self,
+        name: str,
+        path: str,
+        redis_: Redis,
+        heartbeat: float,
+        logs: Path,
+        scenario: str,
+        lean: bool = False,
+        workers: int = 1,
     ) -> None:
         self.name = name
         self.prefix = f"bench-scale-{uuid.uuid4().hex[:8]}:"
@@ -445,7 +459,7 @@ class Tree:
         self.path = path
         with open(self.log, "wb") as log:
             self.server = subprocess.Popen(
-                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat), "lean" if lean else "full"],
+                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat), "lean" if lean else "full", str(workers)],
                 cwd=path, env=self.env,
                 stdout=log, stderr=log, start_new_session=True, preexec_fn=lambda: _child_setup(None),
             )  # fmt: skip
@@ -492,11 +506,11 @@ class Tree:
         if self.publisher is not None and self.publisher.returncode is None:
             self.publisher.kill()
         if self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
+            os.killpg(self.server.pid, signal.SIGTERM)  # the session: every worker
             try:
                 self.server.wait(3)
             except subprocess.TimeoutExpired:
-                self.server.kill()
+                os.killpg(self.server.pid, signal.SIGKILL)
                 self.server.wait(5)
         self.redis.delete_prefix(self.prefix)
 
@@ -685,7 +699,9 @@ async def main(args: argparse.Namespace) -> None:
             for name, path in trees:
                 if scenario == args.only[0]:
                     print(f"{name} = {path} at {describe(path)}", flush=True)
-                tree = Tree(name, path, redis_, args.heartbeat, logs, scenario, lean=args.lean_middleware)
+                tree = Tree(
+                    name, path, redis_, args.heartbeat, logs, scenario, lean=args.lean_middleware, workers=args.workers
+                )
                 try:
                     await tree.start()
                     if scenario == "A":
@@ -727,6 +743,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=50.0, help="events/s in B's delivery window (default 50)")
     p.add_argument("--seconds", type=float, default=20.0, help="B's delivery window (default 20)")
     p.add_argument("--heartbeat", type=float, default=15.0, help="the servers' HEARTBEAT (default 15)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the listening socket, as gunicorn -w N (default 1)")  # fmt: skip
     p.add_argument("--lean-middleware", action="store_true",
                    help="sessions and auth only, instead of the test settings' nine middleware")  # fmt: skip
     p.add_argument("--redis-delay-ms", type=float, default=0,
