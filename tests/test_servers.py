@@ -1,13 +1,13 @@
 """The same streams under every ASGI server users deploy on, over HTTP/1.1 and HTTP/2.
 
-hypercorn (``-w 0``), granian and daphne, each started by the test in a subprocess serving
-``tests.shutdown_views``; HTTP/2 over TLS with a certificate made for the run (trustme), and h2c
-(prior knowledge) where the server speaks it. For each: events arrive one by one, keep-alives
-flow while ``produce()`` is silent, a client that leaves (a closed connection; an HTTP/2 stream
-reset) runs the producer's ``finally`` within 100 ms, and SIGTERM ends every stream with its
-``retry:`` hint within 2 s, then the process exits within 5 s. uvicorn and gunicorn are
-tests/test_shutdown.py's and the rest of the suite's. Last, Chromium's eight tabs streaming at once
-over one HTTP/2 connection.
+hypercorn (``-w 0``, and its default command, which serves from a worker process), granian and
+daphne, each started by the test in a subprocess serving ``tests.shutdown_views``; HTTP/2 over TLS
+with a certificate made for the run (trustme), and h2c (prior knowledge) where the server speaks
+it. For each: events arrive one by one, keep-alives flow while ``produce()`` is silent, a client
+that leaves (a closed connection; an HTTP/2 stream reset) runs the producer's ``finally`` within
+100 ms, and SIGTERM ends every stream with its ``retry:`` hint within 2 s, then the process exits
+within 5 s. uvicorn and gunicorn are tests/test_shutdown.py's and the rest of the suite's. Last,
+Chromium's eight tabs streaming at once over one HTTP/2 connection.
 
 The clients are tests/streamclients.py's raw ones: they see each byte and frame as it comes.
 """
@@ -63,14 +63,18 @@ class Case:
         return server, port
 
 
+TLS = ("--certfile", "{cert}", "--keyfile", "{key}")
 HYPERCORN = ("hypercorn", APP, "-w", "0", "-b", "127.0.0.1:{port}")
-HYPERCORN_TLS = (*HYPERCORN, "--certfile", "{cert}", "--keyfile", "{key}")
+HYPERCORN_TLS = (*HYPERCORN, *TLS)
+HYPERCORN_WORKER = ("hypercorn", APP, "-b", "127.0.0.1:{port}")  # the default command: a worker process
 GRANIAN = ("granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", "{port}")
 GRANIAN_TLS = ("--ssl-certificate", "{cert}", "--ssl-keyfile", "{key}")
 CASES = {
     "hypercorn http/1.1": Case("hypercorn", HYPERCORN, "Running on"),
     "hypercorn h2 tls": Case("hypercorn", HYPERCORN_TLS, "Running on", http2=True, tls=True),
     "hypercorn h2c": Case("hypercorn", HYPERCORN, "Running on", http2=True),
+    "hypercorn worker http/1.1": Case("hypercorn", HYPERCORN_WORKER, "Running on"),
+    "hypercorn worker h2 tls": Case("hypercorn", (*HYPERCORN_WORKER, *TLS), "Running on", http2=True, tls=True),
     "granian http/1.1": Case("granian", (*GRANIAN, "--http", "1", APP), "Started worker-1"),
     "granian h2 tls": Case("granian", (*GRANIAN, "--http", "2", *GRANIAN_TLS, APP), "Started worker-1", True, True),
     "granian h2c": Case("granian", (*GRANIAN, "--http", "2", APP), "Started worker-1", http2=True),
