@@ -29,11 +29,11 @@ class Case:
     http2: bool = False
     tls: bool = False
 
-    def start(self, certificate: Certificate) -> tuple[ServerProcess, int]:
+    def start(self, certificate: Certificate, settings: str = "tests.shutdown_settings") -> tuple[ServerProcess, int]:
         port = free_port()
         values = {"port": str(port), "cert": certificate.cert, "key": certificate.key}
         command = [sys.executable, "-m", *(part.format(**values) for part in self.command)]
-        server = ServerProcess(command, self.ready, environment())
+        server = ServerProcess(command, self.ready, environment(settings))
         wait_listening(server, port)
         return server, port
 

@@ -99,8 +99,8 @@ class ServerProcess:
         self.process.wait(10)
 
 
-def environment() -> dict[str, str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.shutdown_settings", "PYTHONUNBUFFERED": "1"}
+def environment(settings: str = "tests.shutdown_settings") -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONUNBUFFERED": "1"}
     env.pop("TEST_POSTGRES_URL", None)
     return env
 
