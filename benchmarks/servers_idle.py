@@ -42,7 +42,7 @@ COMMANDS = {
         "granian", "--interface", "asginl", "--host", HOST, "--port", "{port}", "--workers", "1",
         "--loop", "uvloop", "--http", "1", "--no-log", "--backlog", "4096", DJANGO_APP,
     ),
-    "daphne": ("daphne", "-b", HOST, "-p", "{port}", "-v", "0", DJANGO_APP),
+    "daphne": ("daphne", "-e", f"tcp:{{port}}:interface={HOST}:backlog=4096", "-v", "0", DJANGO_APP),
 }  # fmt: skip
 
 
