@@ -40,7 +40,8 @@ COMMANDS = {
     ),
     "granian": (
         "granian", "--interface", "asginl", "--host", HOST, "--port", "{port}", "--workers", "1",
-        "--loop", "uvloop", "--http", "1", "--no-log", "--backlog", "4096", DJANGO_APP,
+        "--loop", "uvloop", "--http", "1", "--no-log", "--backlog", "4096",
+        "--backpressure", "20000", DJANGO_APP,  # default: backlog / workers requests at once, 4,096
     ),
     "daphne": ("daphne", "-e", f"tcp:{{port}}:interface={HOST}:backlog=4096", "-v", "0", DJANGO_APP),
 }  # fmt: skip
