@@ -13,6 +13,8 @@ import uvicorn
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
+from tests.servercases import Certificate, make_certificate
+
 #: Fixtures of the broadcast tests (engine, proxy), shared by their modules.
 pytest_plugins = ["tests.broadcast_support"]
 
@@ -94,3 +96,10 @@ def read_until(sock: socket.socket, marker: bytes, limit: int = 1 << 20) -> byte
         data += chunk
         assert len(data) < limit, "marker not found"
     return data
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed CA and a certificate for localhost and 127.0.0.1, made for this run (the server tests')."""
+    pytest.importorskip("trustme", reason="trustme makes the test certificates")
+    return make_certificate(tmp_path_factory.mktemp("tls"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +62,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,  # some servers log to stdout
             text=True,
+            start_new_session=True,  # a process group of its own, which kill() ends whole
         )
         threading.Thread(target=self._collect, daemon=True).start()
         self.wait_for(lambda: any(ready in line for line in self.lines), 30, f"the server never logged {ready!r}")
@@ -94,13 +96,14 @@ class ServerProcess:
             return [at for line, at in zip(self.lines, self.times, strict=True) if text in line]
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL to the server and its workers: granian's and hypercorn's outlive a killed main process."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
 
-def environment() -> dict[str, str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.shutdown_settings", "PYTHONUNBUFFERED": "1"}
+def environment(settings: str = "tests.shutdown_settings") -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONUNBUFFERED": "1"}
     env.pop("TEST_POSTGRES_URL", None)
     return env
 

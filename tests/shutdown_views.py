@@ -65,5 +65,6 @@ urlpatterns = [
     path("endless/", Endless.as_view(heartbeat=5.0)),
     path("ticks/", Ticks.as_view()),
     path("quiet/", Quiet.as_view(heartbeat=0.1)),
+    path("idle/", Quiet.as_view(heartbeat=0.5)),  # a thousand at once: 2,000 keep-alives a second
     path("plain/", plain),
 ]

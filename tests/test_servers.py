@@ -1,13 +1,13 @@
 """The same streams under every ASGI server users deploy on, over HTTP/1.1 and HTTP/2.
 
-hypercorn (``-w 0``), granian and daphne, each started by the test in a subprocess serving
-``tests.shutdown_views``; HTTP/2 over TLS with a certificate made for the run (trustme), and h2c
-(prior knowledge) where the server speaks it. For each: events arrive one by one, keep-alives
-flow while ``produce()`` is silent, a client that leaves (a closed connection; an HTTP/2 stream
-reset) runs the producer's ``finally`` within 100 ms, and SIGTERM ends every stream with its
-``retry:`` hint within 2 s, then the process exits within 5 s. uvicorn and gunicorn are
-tests/test_shutdown.py's and the rest of the suite's. Last, Chromium's eight tabs streaming at once
-over one HTTP/2 connection.
+hypercorn (``-w 0``, and its default command, which serves from a worker process), granian and
+daphne, each started by the test in a subprocess serving ``tests.shutdown_views``; HTTP/2 over TLS
+with a certificate made for the run (trustme), and h2c (prior knowledge) where the server speaks
+it. For each: events arrive one by one, keep-alives flow while ``produce()`` is silent, a client
+that leaves (a closed connection; an HTTP/2 stream reset) runs the producer's ``finally`` within
+100 ms, and SIGTERM ends every stream with its ``retry:`` hint within 2 s, then the process exits
+within 5 s. uvicorn and gunicorn are tests/test_shutdown.py's and the rest of the suite's. Last,
+Chromium's eight tabs streaming at once over one HTTP/2 connection.
 
 The clients are tests/streamclients.py's raw ones: they see each byte and frame as it comes.
 """
@@ -18,8 +18,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import ssl
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,75 +26,13 @@ from typing import Any
 
 import pytest
 
+from tests.servercases import CASES, UVICORN, Case, Certificate
 from tests.serverprocess import FINALLY, NOISE, ServerProcess, environment, free_port, wait_listening
 from tests.streamclients import H1Client, H2Client
 
-APP = "tests.shutdown_asgi:application"
 CHROMIUM = os.environ.get("DUALSTREAM_CHROMIUM", "/usr/bin/chromium")
 STREAMS = 20
 TABS = 8
-
-
-@dataclass(frozen=True)
-class Certificate:
-    cert: str
-    key: str
-    context: ssl.SSLContext  # a client's, trusting the certificate
-
-
-@dataclass(frozen=True)
-class Case:
-    """A server's command line for one protocol; ``{port}``, ``{cert}``, ``{key}`` filled in at start."""
-
-    package: str
-    command: tuple[str, ...]
-    ready: str
-    http2: bool = False
-    tls: bool = False
-
-    def start(self, certificate: Certificate) -> tuple[ServerProcess, int]:
-        port = free_port()
-        values = {"port": str(port), "cert": certificate.cert, "key": certificate.key}
-        command = [sys.executable, "-m", *(part.format(**values) for part in self.command)]
-        server = ServerProcess(command, self.ready, environment())
-        wait_listening(server, port)
-        return server, port
-
-
-HYPERCORN = ("hypercorn", APP, "-w", "0", "-b", "127.0.0.1:{port}")
-HYPERCORN_TLS = (*HYPERCORN, "--certfile", "{cert}", "--keyfile", "{key}")
-GRANIAN = ("granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", "{port}")
-GRANIAN_TLS = ("--ssl-certificate", "{cert}", "--ssl-keyfile", "{key}")
-CASES = {
-    "hypercorn http/1.1": Case("hypercorn", HYPERCORN, "Running on"),
-    "hypercorn h2 tls": Case("hypercorn", HYPERCORN_TLS, "Running on", http2=True, tls=True),
-    "hypercorn h2c": Case("hypercorn", HYPERCORN, "Running on", http2=True),
-    "granian http/1.1": Case("granian", (*GRANIAN, "--http", "1", APP), "Started worker-1"),
-    "granian h2 tls": Case("granian", (*GRANIAN, "--http", "2", *GRANIAN_TLS, APP), "Started worker-1", True, True),
-    "granian h2c": Case("granian", (*GRANIAN, "--http", "2", APP), "Started worker-1", http2=True),
-    "daphne http/1.1": Case("daphne", ("daphne", "-b", "127.0.0.1", "-p", "{port}", APP), "Listening on"),
-    "daphne h2 tls": Case(
-        "daphne",
-        ("daphne", "-e", "ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}", APP),
-        "Listening on",
-        http2=True,
-        tls=True,
-    ),
-}
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """A self-signed CA and a certificate for localhost and 127.0.0.1, made for this run."""
-    trustme = pytest.importorskip("trustme", reason="trustme makes the test certificates")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
-    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return Certificate(str(folder / "cert.pem"), str(folder / "key.pem"), context)
 
 
 @dataclass
@@ -254,15 +190,12 @@ http {{
     }}
 }}
 """
-UVICORN = Case(
-    "uvicorn", ("uvicorn", APP, "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off"), "running on"
-)
 
 
 @pytest.fixture(params=["hypercorn", "nginx → uvicorn"])
 def https_server(request: pytest.FixtureRequest, certificate: Certificate, tmp_path: Path) -> Iterator[int]:
     """hypercorn with TLS, or nginx terminating TLS and HTTP/2 in front of uvicorn over HTTP/1.1."""
-    case = CASES["hypercorn h2 tls"] if request.param == "hypercorn" else UVICORN
+    case = CASES["hypercorn -w 0 h2 tls"] if request.param == "hypercorn" else UVICORN
     if importlib.util.find_spec(case.package) is None:
         pytest.skip(f"{case.package} is not installed on this Python")
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
