@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -52,7 +53,6 @@ class ServerProcess:
 
     def __init__(self, command: list[str], ready: str, env: dict[str, str]) -> None:
         self.lines: list[str] = []
-        self.times: list[float] = []  # when each line arrived (time.monotonic())
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
             command,
@@ -72,7 +72,6 @@ class ServerProcess:
         for line in self.process.stdout:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
-                self.times.append(time.monotonic())
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
@@ -90,10 +89,15 @@ class ServerProcess:
         with self._changed:
             return sum(line.count(text) for line in self.lines)  # workers' lines may interleave
 
-    def arrivals(self, text: str) -> list[float]:
-        """When each line containing ``text`` arrived."""
+    def stamps(self, text: str) -> list[float]:
+        """The server's own time (``time.time()``) on each line ``<seconds> <text>`` it wrote.
+
+        Not when the line got here: under load the thread reading the log reached a
+        worker's "stopping" after the ends of the streams that the stop had caused.
+        """
+        pattern = re.compile(rf"(\d+\.\d+) {re.escape(text)}")
         with self._changed:
-            return [at for line, at in zip(self.lines, self.times, strict=True) if text in line]
+            return [float(at) for line in self.lines for at in pattern.findall(line)]
 
     def kill(self) -> None:
         """SIGKILL to the server and its workers: granian's and hypercorn's outlive a killed main process."""
