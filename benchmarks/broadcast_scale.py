@@ -36,8 +36,9 @@ B. **Many topics**: ``--topics`` subscribers, one per topic ``user-<i>``, opened
    the join is done). Time until every stream still open is live (bounded by ``--max-wait``; how many
    were live then), Redis commands and Redis CPU from the
    first connect until then, the probes' own publishing subtracted (measured per publish while seeding,
-   when no subscriber exists). Then ``--rate`` events/s to random topics for ``--seconds``:
-   p50/p99 publish-to-receive latency and the delivered ratio.
+   when no subscriber exists); the server's OS threads (``/proc/<pid>/status``, sampled every 50 ms),
+   their maximum over the joins and their number once all were live. Then ``--rate`` events/s to
+   random topics for ``--seconds``: p50/p99 publish-to-receive latency and the delivered ratio.
 """
 
 from __future__ import annotations
@@ -340,6 +341,22 @@ def listen_overflows() -> int:
     return int(dict(zip(rows[0], rows[1]))["ListenOverflows"])
 
 
+def threads_of(pid: int) -> int:
+    """The OS threads of process ``pid`` now (``/proc/<pid>/status``); 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+async def sample_threads(pid: int, samples: list[int], step: float = 0.05) -> None:
+    """Append ``pid``'s thread count to ``samples`` every ``step`` seconds until cancelled."""
+    while True:
+        samples.append(threads_of(pid))
+        await asyncio.sleep(step)
+
+
 def describe(path: str) -> str:
     """The tree's commit, and whether its dualstream/ differs from it."""
     head = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -591,6 +608,8 @@ async def many_topics(tree: Tree, n: int, max_wait: float, rate: float, seconds:
     cpu_per_publish = (cpu1 - cpu0) / n
 
     overflows = listen_overflows()
+    threads: list[int] = []
+    sampler = asyncio.ensure_future(sample_threads(tree.server.pid, threads))
     t0 = time.monotonic()
     conns = await open_all(tree.port, [(f"/topic/{t}/?stream=1", s) for t, s in zip(topics, seeds)], pace)
     t_opened = time.monotonic() - t0
@@ -599,6 +618,8 @@ async def many_topics(tree: Tree, n: int, max_wait: float, rate: float, seconds:
     probe = b'"probe":1'
     all_live = await wait_until(lambda: all(c.closed or c.has(probe) for c in conns), max_wait - t_probed, 0.1)
     t_live = time.monotonic() - t0
+    sampler.cancel()
+    threads_live = threads_of(tree.server.pid)
     calls2, cpu2 = tree.redis.counters()
     overflows = listen_overflows() - overflows
     live = sum(c.has(probe) for c in conns)
@@ -633,6 +654,8 @@ async def many_topics(tree: Tree, n: int, max_wait: float, rate: float, seconds:
         "... after the last connect s": t_live - t_opened if all_live else float("nan"),
         "waited s": t_live,
         "listen queue overflows": overflows,
+        "server threads, max during the joins": max(threads, default=0),
+        "server threads once all were live": threads_live,
         "redis calls": sum(joins.values()),
         **{cmd: joins.get(cmd, 0) for cmd in COMMANDS},
         "redis CPU s": max(0.0, (cpu2 - cpu1) - cpu_per_publish * n),

@@ -13,15 +13,20 @@ everything buffered at once. So:
 * whoever ends the stream (its end, an error, the client, a limit, the
   server's shutdown), from whichever thread, ends it through ``Pump.end()``:
   ``_end()``, on the pump's loop, is the one place an end is decided; the
-  producer task reports it once, after ``produce()``'s ``finally`` has run.
+  producer task reports it once, after ``produce()``'s ``finally`` has run;
+* ``on_started`` runs in the producer task at its first *quiet point* once the
+  response is sending: after an item (``produce()`` is suspended at ``yield``), or
+  while it waits in ``parked()``, a library's wait that runs no code of ``produce()``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -177,6 +182,62 @@ class Deadlines:
         self._arm()
 
 
+class _QuietPoint:
+    """A stream's pending ``on_started``, and where its producer is parked (``parked()``) for it.
+
+    The producer task's context refers to it, and the task to its context: the
+    task is held weakly, so that no cycle outlives the stream.
+    """
+
+    __slots__ = ("callback", "sending", "task", "waiter")
+
+    def __init__(self, callback: Callable[[], Awaitable[object]]) -> None:
+        self.callback: Callable[[], Awaitable[object]] | None = callback
+        self.sending = False  # the response has started
+        self.task: weakref.ref[asyncio.Task[Any]] | None = None  # the producer task, once it runs
+        self.waiter: asyncio.Future[Any] | None = None  # the producer's, while it is parked
+
+    def start_sending(self) -> None:
+        """The response has started: a producer parked meanwhile is woken to call back."""
+        self.sending = True
+        _wake(self.waiter)
+
+    async def park(self, waiter: asyncio.Future[Any]) -> None:
+        """Await ``waiter``, woken early if the response starts meanwhile; then the quiet point is reached."""
+        self.waiter = waiter
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+        await self.reached()
+
+    async def reached(self) -> None:
+        """The producer task is at a quiet point: call back, once, if the response has started."""
+        if self.sending and self.callback is not None:
+            callback, self.callback = self.callback, None
+            await callback()
+
+
+#: The producer task's quiet point while its ``on_started`` is pending (``parked()``).
+_quiet_point: ContextVar[_QuietPoint | None] = ContextVar("dualstream_quiet_point", default=None)
+
+
+def parked(waiter: asyncio.Future[Any]) -> Awaitable[Any]:
+    """What to await for ``waiter`` in ``produce()``'s task, where no code of ``produce()`` runs: a library's long wait.
+
+    A subscription waiting for live events waits here, so that a stream whose response
+    starts meanwhile runs its ``on_started`` from the producer task at once, not only
+    after its next item. That wakes ``waiter`` early: the caller finds nothing new and
+    waits again. Outside a pump's producer, or once ``on_started`` has run, this is
+    ``waiter`` itself: no coroutine kept across the wait (see ``_output_waiter()``).
+    """
+    quiet = _quiet_point.get()
+    # Not in another task that inherited the producer's context: produce() might be running meanwhile.
+    if quiet is None or quiet.callback is None or quiet.task is None or quiet.task() is not asyncio.current_task():
+        return waiter
+    return quiet.park(waiter)
+
+
 class Pump:
     """Moves items from ``produce()`` to the response: one producer task, one consumer."""
 
@@ -205,7 +266,7 @@ class Pump:
         self._limit = buffer_size
         self._describe_error = describe_error
         self._retry = retry
-        self._on_started = on_started
+        self._quiet = _QuietPoint(on_started) if on_started is not None else None
         self._on_end = on_end
         self._context = context  # the producer task's, if not a copy of the caller's
         self._deadlines = Deadlines(
@@ -337,6 +398,8 @@ class Pump:
         deadlines = self._deadlines
         self._consumer = asyncio.current_task()
         deadlines.start_sending()
+        if self._quiet is not None:
+            self._quiet.start_sending()
         try:
             while True:
                 if self._buffer or self._head:
@@ -421,7 +484,12 @@ class Pump:
         limit = self._limit
         loop = self.loop
         deadlines = self._deadlines
-        on_started = self._on_started  # called once, after the first item the response carries
+        quiet = self._quiet  # its on_started is called once, at the first quiet point once the response is sending
+        if quiet is not None:
+            task = asyncio.current_task()
+            assert task is not None
+            quiet.task = weakref.ref(task)
+            _quiet_point.set(quiet)  # in this task's context: what parked() finds
         self._stage = Stage.RUNNING
         # A cancellation nobody asked the pump for (the loop's teardown) is no completion.
         outcome = EndReason.CLIENT_GONE
@@ -443,9 +511,9 @@ class Pump:
                     if self._size >= limit:
                         self._producer_waiter = loop.create_future()
                         await self._producer_waiter
-                    if on_started is not None and deadlines.sending:
-                        callback, on_started = on_started, None
-                        await callback()
+                    if quiet is not None and deadlines.sending:
+                        await quiet.reached()  # a no-op if the producer was parked when the response started
+                        quiet = None
             outcome = EndReason.COMPLETED
         except Reconnect as exc:
             outcome = EndReason.RECONNECT

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Self
 
 from ..events import Event
+from ..pump import parked
 from .backends import RESET, Fanout, Inbox, Item, Key, get_fanout, reset_event
 from .conf import options
 from .errors import BroadcastUnavailable
@@ -102,7 +103,9 @@ class Subscription:
                     continue
                 waiter = inbox.waiter = inbox.loop.create_future()
                 try:
-                    await waiter
+                    # In a stream, the request's thread may be given back here (dualstream/threads.py): it wakes
+                    # the waiter early, and the loop waits again.
+                    await parked(waiter)
                 finally:
                     inbox.waiter = None
         except asyncio.CancelledError:
