@@ -183,16 +183,17 @@ class Deadlines:
 
 
 class _QuietPoint:
-    """A stream's pending ``on_started``, and where its producer is parked (``parked()``) for it.
+    """Where a stream's producer is parked (``parked()``): its headers are due, and its ``on_started`` may run.
 
     The producer task's context refers to it, and the task to its context: the
     task is held weakly, so that no cycle outlives the stream.
     """
 
-    __slots__ = ("callback", "sending", "task", "waiter")
+    __slots__ = ("callback", "headers_due", "sending", "task", "waiter")
 
-    def __init__(self, callback: Callable[[], Awaitable[object]]) -> None:
-        self.callback: Callable[[], Awaitable[object]] | None = callback
+    def __init__(self, callback: Callable[[], Awaitable[object]] | None, headers_due: Callable[[], None]) -> None:
+        self.callback = callback
+        self.headers_due: Callable[[], None] | None = headers_due  # the pump's, until it is called
         self.sending = False  # the response has started
         self.task: weakref.ref[asyncio.Task[Any]] | None = None  # the producer task, once it runs
         self.waiter: asyncio.Future[Any] | None = None  # the producer's, while it is parked
@@ -225,17 +226,23 @@ _quiet_point: ContextVar[_QuietPoint | None] = ContextVar("dualstream_quiet_poin
 def parked(waiter: asyncio.Future[Any]) -> Awaitable[Any]:
     """What to await for ``waiter`` in ``produce()``'s task, where no code of ``produce()`` runs: a library's long wait.
 
-    A subscription waiting for live events waits here, so that a stream whose response
+    A subscription waiting for live events waits here. Its response's headers go at once
+    instead of after the first item or a keep-alive interval: whatever could have failed
+    up front has been done, and a client of a quiet topic sees the stream open (an
+    ``EventSource``'s ``open``) instead of waiting for it. And a stream whose response
     starts meanwhile runs its ``on_started`` from the producer task at once, not only
-    after its next item. That wakes ``waiter`` early: the caller finds nothing new and
+    after its next item: that wakes ``waiter`` early, the caller finds nothing new and
     waits again. Outside a pump's producer, or once ``on_started`` has run, this is
     ``waiter`` itself: no coroutine kept across the wait (see ``_output_waiter()``).
     """
     quiet = _quiet_point.get()
     # Not in another task that inherited the producer's context: produce() might be running meanwhile.
-    if quiet is None or quiet.callback is None or quiet.task is None or quiet.task() is not asyncio.current_task():
+    if quiet is None or quiet.task is None or quiet.task() is not asyncio.current_task():
         return waiter
-    return quiet.park(waiter)
+    if quiet.headers_due is not None:
+        headers_due, quiet.headers_due = quiet.headers_due, None
+        headers_due()
+    return waiter if quiet.callback is None else quiet.park(waiter)
 
 
 class Pump:
@@ -266,7 +273,7 @@ class Pump:
         self._limit = buffer_size
         self._describe_error = describe_error
         self._retry = retry
-        self._quiet = _QuietPoint(on_started) if on_started is not None else None
+        self._quiet = _QuietPoint(on_started, self._headers_due)
         self._on_end = on_end
         self._context = context  # the producer task's, if not a copy of the caller's
         self._deadlines = Deadlines(
@@ -362,9 +369,9 @@ class Pump:
     # The response --------------------------------------------------------------------------------
 
     async def prime(self) -> None:
-        """Wait until ``produce()`` yields its first item, ends, or a keep-alive interval passes; from any loop.
+        """Wait until ``produce()`` yields its first item, ends, parks (``parked()``) or a keep-alive interval passes.
 
-        An exception raised before the first item is raised here, so that the
+        From any loop. An exception raised before the first item is raised here, so that the
         view can still answer with an ordinary HTTP error. If the caller is
         cancelled meanwhile, ``produce()`` is closed before the cancellation propagates.
         """
@@ -376,7 +383,7 @@ class Pump:
         try:
             if not (self._buffer or self._stage is Stage.FINISHED):
                 await asyncio.sleep(0)  # the producer's first step: often its first item, and then no timer
-            if not (self._buffer or self._stage is Stage.FINISHED):
+            if not (self._buffer or self._stage is Stage.FINISHED or self._quiet.headers_due is None):
                 waiter = self._output_waiter()
                 timeout = self._commit_after
                 timer = loop.call_later(timeout, _wake, waiter) if timeout is not None else None
@@ -398,8 +405,7 @@ class Pump:
         deadlines = self._deadlines
         self._consumer = asyncio.current_task()
         deadlines.start_sending()
-        if self._quiet is not None:
-            self._quiet.start_sending()
+        self._quiet.start_sending()
         try:
             while True:
                 if self._buffer or self._head:
@@ -484,12 +490,11 @@ class Pump:
         limit = self._limit
         loop = self.loop
         deadlines = self._deadlines
-        quiet = self._quiet  # its on_started is called once, at the first quiet point once the response is sending
-        if quiet is not None:
-            task = asyncio.current_task()
-            assert task is not None
-            quiet.task = weakref.ref(task)
-            _quiet_point.set(quiet)  # in this task's context: what parked() finds
+        quiet: _QuietPoint | None = self._quiet  # on_started, if any, runs at the first quiet point once sending
+        task = asyncio.current_task()
+        assert task is not None
+        self._quiet.task = weakref.ref(task)
+        _quiet_point.set(self._quiet)  # in this task's context: what parked() finds
         self._stage = Stage.RUNNING
         # A cancellation nobody asked the pump for (the loop's teardown) is no completion.
         outcome = EndReason.CLIENT_GONE
@@ -539,6 +544,10 @@ class Pump:
         """
         waiter = self._consumer_waiter = self.loop.create_future()
         return waiter
+
+    def _headers_due(self) -> None:
+        """The producer is parked before its first item: ``prime()`` need not wait for one."""
+        self._wake_consumer()
 
     def _keepalive_due(self) -> None:
         self._keepalive_pending = True

@@ -91,6 +91,7 @@ def _steps(alias: str) -> Iterator[tuple[int, bool]]:
 
 urlpatterns = [
     path("empty/<str:name>/", EmptyTopic.as_view(heartbeat=0.1)),
+    path("quiet/<str:name>/", EmptyTopic.as_view(heartbeat=3600)),
     path("session/<str:name>/", SessionTopic.as_view(heartbeat=0.1)),
     path("atomic/", AtomicSteps.as_view(heartbeat=0.1)),
 ]
@@ -148,6 +149,15 @@ def test_subscribers_waiting_on_empty_topics_keep_no_thread(live_url: str) -> No
         # Each had a thread (get_topic() ran there); none is kept while it waits for an event.
         assert threads_kept(before) == 0
         read_events(socks, topics)
+
+
+def test_a_subscriber_of_a_quiet_topic_has_its_headers_before_any_event(live_url: str) -> None:
+    """Its producer parks in the subscription: the headers go then, not after a first item or a keep-alive
+    interval (an hour here; before, the client waited that long for its response to start)."""
+    topic = f"quiet-{uuid.uuid4().hex[:8]}"
+    with override_settings(ROOT_URLCONF=__name__), ExitStack() as stack:
+        (sock,) = open_streams(live_url, [f"/quiet/{topic}/"], stack)  # a read times out after 10 s
+        read_events([sock], [topic])
 
 
 @pytest.mark.parametrize("alias", ALIASES)
