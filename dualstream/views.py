@@ -23,6 +23,7 @@ from django.utils.decorators import classonlymethod
 from django.utils.log import log_response
 from django.views import View
 
+from .batch import batch_content
 from .conf import Setting
 from .encoding import Dumps, compact_dumps
 from .errors import error_body, exception_body
@@ -309,7 +310,7 @@ class DualModeView(View):
                             "(?stream=true, ?format=ndjson or Accept: text/event-stream)."
                         )
                     data.append(item.data if isinstance(item, Event) else item)  # data_of(), inline: once per row
-            content = self.dumps(self.get_batch_document(data)).encode()
+            content = await batch_content(self.dumps, self.get_batch_document, data)
         except Exception as exc:
             return await self.exception_response(exc)
         return HttpResponse(content, content_type="application/json")
