@@ -15,13 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
+from asgiref.sync import ThreadSensitiveContext
 from django.core.serializers.json import DjangoJSONEncoder
-from django.test import Client
+from django.test import Client, RequestFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dualstream.batch import OFFLOAD_ITEMS, batch_content
 from dualstream.encoding import compact_dumps, encode_document
+from dualstream.html import MAX_CONCURRENT_RENDERS, render_fragment
 from dualstream.llm import ChatRequest
 from dualstream.llm.protocol import word_count
 from dualstream.llm.views import OFFLOAD_BODY_SIZE
@@ -190,3 +192,35 @@ def test_a_stream_keeps_ticking_while_a_large_request_s_prompt_is_counted(
     gaps = [b - a for a, b in zip([started, *during], [*during, ended], strict=True)]
     assert ended - started >= 2.0
     assert max(gaps) < 1.0, f"the stream stalled {max(gaps):.2f} s while the prompt was counted"
+
+
+class Busy:
+    """Renders as "busy" after 50 ms of work, noting how many renders were at it at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+
+    def __str__(self) -> str:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.05)
+        with self.lock:
+            self.now -= 1
+        return "busy"
+
+
+def test_fragments_are_rendered_in_their_requests_threads_a_few_at_a_time() -> None:
+    busy = Busy()
+
+    async def one_request() -> str:
+        async with ThreadSensitiveContext():  # as Django's handler runs each request: a thread of its own
+            fragment = await render_fragment(RequestFactory().get("/"), "offload_busy.html", {"busy": busy})
+            return fragment.html
+
+    async def burst() -> list[str]:
+        return await asyncio.gather(*(one_request() for _ in range(6)))
+
+    assert asyncio.run(burst()) == ["busy\n"] * 6
+    assert busy.most == MAX_CONCURRENT_RENDERS  # not 1: in the requests' own threads; not 6: a few at a time

@@ -34,8 +34,8 @@ from .protocol import (
 )
 
 #: Bodies from this size on are parsed, and their prompt counted, in the CPU pool (``dualstream.offload``).
-#: At 64 KiB both cost about 1.5 ms on the loop for a body of many short messages, the slowest shape
-#: per byte; a hop to the pool costs tens of microseconds (docs/performance.md, "Loop stalls").
+#: At 64 KiB both cost 1.5 ms on the loop for a body of many short messages, the slowest shape per byte
+#: (0.25 ms for one long message); a hop to the pool costs 50 us (docs/performance.md, "Loop stalls").
 OFFLOAD_BODY_SIZE = 64 * 1024
 
 
