@@ -10,9 +10,7 @@ htmx swaps), JSON and NDJSON carry the HTML as a string, ``text/html`` (an
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,13 +21,10 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from .events import Event, check_field
+from .offload import request_thread_slots
 
 #: Datastar's element patch modes (``datastar_py.consts.ElementPatchMode``).
 PATCH_MODES = frozenset({"outer", "inner", "remove", "replace", "prepend", "append", "before", "after"})
-#: Renders of ``render_fragment()`` running at once, per event loop. Each runs in its request's own thread
-#: (the ORM's), and threads computing at once share one GIL with the event loop: 20 renders of a 2.7 MB
-#: template at once held a 10 ms ticker back for seconds (docs/performance.md, "Loop stalls").
-MAX_CONCURRENT_RENDERS = 2
 #: Largest Datastar signals document ``read_signals()`` accepts, in bytes (query or body).
 MAX_SIGNALS_SIZE = 64 * 1024
 
@@ -111,22 +106,11 @@ async def render_fragment(
     Rendered in the request's own thread, as Django renders a sync view, so a
     lazy queryset in ``context`` is evaluated there: no ``SynchronousOnlyOperation``,
     and the connection it opens is the one Django closes at the request's end.
-    At most ``MAX_CONCURRENT_RENDERS`` renders run at once per event loop; more wait their turn.
+    A few such steps run at once per event loop (``offload.REQUEST_THREAD_SLOTS``); more wait their turn.
     """
-    async with _render_slots():
+    async with request_thread_slots():
         html = await sync_to_async(render_to_string, thread_sensitive=True)(template_name, context, request)
     return Fragment(html, selector=selector, mode=mode, event=event, id=id)
-
-
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def _render_slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    slots = _slots.get(loop)
-    if slots is None:
-        slots = _slots[loop] = asyncio.Semaphore(MAX_CONCURRENT_RENDERS)
-    return slots
 
 
 def read_signals(request: HttpRequest, *, max_size: int = MAX_SIGNALS_SIZE) -> dict[str, Any]:

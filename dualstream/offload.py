@@ -24,6 +24,10 @@ Why this pool, and not another:
 client leaves meanwhile is dropped from it unstarted). Nothing sent here may
 touch the database: a connection opened in these threads would never be closed
 by ``request_finished``.
+
+Work that needs the database stays in the request's own thread, but takes one
+of ``REQUEST_THREAD_SLOTS`` per event loop while it computes there
+(``request_thread_slots()``): rendering a fragment, fetching a queryset's chunk.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -42,6 +47,21 @@ T = TypeVar("T")
 MAX_THREADS = 2
 #: The name of the pool's threads.
 THREAD_NAME_PREFIX = "dualstream-cpu"
+#: Steps computing in their requests' own threads at once, per event loop. Each request has its thread,
+#: so without a bound 20 requests computing at once are 20 threads taking turns at the GIL with the loop:
+#: 20 renders of a 2.7 MB template held a 10 ms ticker back 2.4 s (docs/performance.md, "Loop stalls").
+REQUEST_THREAD_SLOTS = 2
+
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def request_thread_slots() -> asyncio.Semaphore:
+    """This loop's slots for work in a request's own thread: ``async with request_thread_slots(): await ...``."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(REQUEST_THREAD_SLOTS)
+    return slots
 
 
 @functools.cache

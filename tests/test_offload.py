@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 from dualstream.batch import OFFLOAD_ITEMS, batch_content
 from dualstream.encoding import compact_dumps, encode_document
-from dualstream.html import MAX_CONCURRENT_RENDERS, render_fragment
+from dualstream.html import render_fragment
 from dualstream.llm import ChatRequest
 from dualstream.llm.protocol import word_count
 from dualstream.llm.views import OFFLOAD_BODY_SIZE
-from dualstream.offload import THREAD_NAME_PREFIX
+from dualstream.offload import REQUEST_THREAD_SLOTS, THREAD_NAME_PREFIX
 from project.demo.activity import MAX_BODY
 
 from . import llm_views
@@ -223,4 +223,4 @@ def test_fragments_are_rendered_in_their_requests_threads_a_few_at_a_time() -> N
         return await asyncio.gather(*(one_request() for _ in range(6)))
 
     assert asyncio.run(burst()) == ["busy\n"] * 6
-    assert busy.most == MAX_CONCURRENT_RENDERS  # not 1: in the requests' own threads; not 6: a few at a time
+    assert busy.most == REQUEST_THREAD_SLOTS  # not 1: in the requests' own threads; not 6: a few at a time

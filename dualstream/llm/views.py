@@ -158,6 +158,9 @@ class ChatCompletionView(OpenAIView):
         """The request body, validated: raises ``LLMError`` (400)."""
         if self._chat_error is not None:
             raise self._chat_error
+        return self._parse()
+
+    def _parse(self) -> ChatRequest:
         return ChatRequest.parse(self._body())
 
     def _body(self) -> bytes:
@@ -168,7 +171,10 @@ class ChatCompletionView(OpenAIView):
 
     @cached_property
     def _large(self) -> bool:
-        """Whether the body is large enough for its parsing and counting to go to the CPU pool."""
+        """Whether the body is large enough for its reading, parsing and counting to go to the CPU pool."""
+        declared = self.request.META.get("CONTENT_LENGTH") or ""
+        if declared.isdigit():  # known without reading the body (which may be in a temporary file)
+            return int(declared) >= OFFLOAD_BODY_SIZE
         try:
             return len(self._body()) >= OFFLOAD_BODY_SIZE
         except (LLMError, SuspiciousOperation):
@@ -190,7 +196,7 @@ class ChatCompletionView(OpenAIView):
     async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if self._large and "chat" not in self.__dict__:  # after the key check: nobody else's body is parsed
             try:
-                self.chat = await offload(ChatRequest.parse, self._body())
+                self.chat = await offload(self._parse)
             except (LLMError, SuspiciousOperation) as exc:
                 self._chat_error = exc  # produce() meets it and reports it, with nothing parsed again
             else:
