@@ -37,6 +37,7 @@ from django.http import HttpRequest
 from .conf import Setting
 from .events import Event
 from .negotiation import Mode
+from .offload import request_thread_slots
 from .threads import request_thread_gone
 from .views import DualModeView
 
@@ -70,8 +71,13 @@ async def _chunks(queryset: QuerySet[Any, T], chunk_size: int) -> AsyncGenerator
     # A generator: nothing runs until the first fetch, which happens in the database thread.
     rows = cast(Generator[T, None, None], queryset.iterator(chunk_size=chunk_size))
     fetch = sync_to_async(_take)  # thread-sensitive: the thread that owns this request's connections
+    slots = request_thread_slots()  # building 2,000 rows computes: a few requests at a time
     try:
-        while chunk := await fetch(rows, chunk_size):
+        while True:
+            async with slots:
+                chunk = await fetch(rows, chunk_size)
+            if not chunk:
+                break
             yield chunk
             if len(chunk) < chunk_size:
                 break
