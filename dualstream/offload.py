@@ -27,7 +27,8 @@ by ``request_finished``.
 
 Work that needs the database stays in the request's own thread, but takes one
 of ``REQUEST_THREAD_SLOTS`` per event loop while it computes there
-(``request_thread_slots()``): rendering a fragment, fetching a queryset's chunk.
+(``request_thread_slots()``): rendering a fragment. Not a queryset's fetch: it waits on the
+database, and a slow query would hold a slot, and with it every other request's step.
 """
 
 from __future__ import annotations

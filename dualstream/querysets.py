@@ -37,7 +37,6 @@ from django.http import HttpRequest
 from .conf import Setting
 from .events import Event
 from .negotiation import Mode
-from .offload import request_thread_slots
 from .threads import request_thread_gone
 from .views import DualModeView
 
@@ -71,11 +70,11 @@ async def _chunks(queryset: QuerySet[Any, T], chunk_size: int) -> AsyncGenerator
     # A generator: nothing runs until the first fetch, which happens in the database thread.
     rows = cast(Generator[T, None, None], queryset.iterator(chunk_size=chunk_size))
     fetch = sync_to_async(_take)  # thread-sensitive: the thread that owns this request's connections
-    slots = request_thread_slots()  # building 2,000 rows computes: a few requests at a time
     try:
         while True:
-            async with slots:
-                chunk = await fetch(rows, chunk_size)
+            # No request_thread_slots() here: a fetch waits on the database (the first one runs the query),
+            # and a slow query holding one of a few slots per process would hold up every other export.
+            chunk = await fetch(rows, chunk_size)
             if not chunk:
                 break
             yield chunk
