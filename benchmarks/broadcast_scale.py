@@ -87,7 +87,7 @@ from django.urls import path
 from tests.broadcast_urls import TopicFeed
 import uvicorn
 
-port, heartbeat, lean, workers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean", int(sys.argv[4])
+port, heartbeat, lean, workers, backlog = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean", *map(int, sys.argv[4:6])
 if lean:  # what a per-user topic needs, and no more: each of Django's MiddlewareMixin hops to a thread
     settings.MIDDLEWARE = [
         "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,9 +100,10 @@ settings.ROOT_URLCONF = urls.__name__
 settings.DUALSTREAM = {**settings.DUALSTREAM, "HEARTBEAT": heartbeat}
 config = uvicorn.Config(
     get_asgi_application(), loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning",
+    backlog=backlog,  # uvicorn listens on the socket again, with its own
 )
 # Workers share one listening socket, as uvicorn --workers and gunicorn's do; forked before any loop exists.
-sock = socket.create_server(("127.0.0.1", port), backlog=4096)
+sock = socket.create_server(("127.0.0.1", port), backlog=backlog)
 for _ in range(workers - 1):
     if os.fork() == 0:
         break
@@ -462,6 +463,7 @@ class Tree:
         scenario: str,
         lean: bool = False,
         workers: int = 1,
+        backlog: int = 4096,
     ) -> None:
         self.name = name
         self.prefix = f"bench-scale-{uuid.uuid4().hex[:8]}:"
@@ -476,7 +478,7 @@ class Tree:
         self.path = path
         with open(self.log, "wb") as log:
             self.server = subprocess.Popen(
-                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat), "lean" if lean else "full", str(workers)],
+                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat), "lean" if lean else "full", str(workers), str(backlog)],
                 cwd=path, env=self.env,
                 stdout=log, stderr=log, start_new_session=True, preexec_fn=lambda: _child_setup(None),
             )  # fmt: skip
@@ -723,7 +725,15 @@ async def main(args: argparse.Namespace) -> None:
                 if scenario == args.only[0]:
                     print(f"{name} = {path} at {describe(path)}", flush=True)
                 tree = Tree(
-                    name, path, redis_, args.heartbeat, logs, scenario, lean=args.lean_middleware, workers=args.workers
+                    name,
+                    path,
+                    redis_,
+                    args.heartbeat,
+                    logs,
+                    scenario,
+                    lean=args.lean_middleware,
+                    workers=args.workers,
+                    backlog=args.backlog,
                 )
                 try:
                     await tree.start()
@@ -768,6 +778,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--heartbeat", type=float, default=15.0, help="the servers' HEARTBEAT (default 15)")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the listening socket, as gunicorn -w N (default 1)")  # fmt: skip
+    p.add_argument("--backlog", type=int, default=4096,
+                   help="the listening socket's backlog; the kernel caps it at net.core.somaxconn (default 4096)")  # fmt: skip
     p.add_argument("--lean-middleware", action="store_true",
                    help="sessions and auth only, instead of the test settings' nine middleware")  # fmt: skip
     p.add_argument("--redis-delay-ms", type=float, default=0,
