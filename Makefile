@@ -32,7 +32,7 @@ test: install check
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/mypy
+	DJANGO_SETTINGS_MODULE=tests.support.settings $(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt

@@ -7,7 +7,7 @@
 
 Each tree (a checkout of this project) is served in its own fresh uvicorn process per scenario (one
 worker, uvloop, httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own
-``dualstream`` answers: ``tests.broadcast_settings`` (the Redis backend) with its ``TopicFeed`` at
+``dualstream`` answers: ``tests.support.broadcast_settings`` (the Redis backend) with its ``TopicFeed`` at
 ``/topic/<name>/``. It is mounted with the settings' heartbeat set to ``--heartbeat`` (15 s, the
 library's default): the test URLconf's 0.2 s would make 10,000 idle streams write 50,000
 heartbeats a second, and the run would measure heartbeats rather than broadcast. Events are
@@ -82,7 +82,7 @@ from django.conf import settings
 django.setup()
 from django.core.asgi import get_asgi_application
 from django.urls import path
-from tests.broadcast_urls import TopicFeed
+from tests.support.broadcast_urls import TopicFeed
 import uvicorn
 
 port, heartbeat, lean = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean"
@@ -437,7 +437,7 @@ class Tree:
         self.redis = redis_
         self.port = free_port()
         self.env = dict(
-            os.environ, DJANGO_SETTINGS_MODULE="tests.broadcast_settings", BROADCAST_TEST_PREFIX=self.prefix,
+            os.environ, DJANGO_SETTINGS_MODULE="tests.support.broadcast_settings", BROADCAST_TEST_PREFIX=self.prefix,
             TEST_REDIS_URL=redis_.app_url,
         )  # fmt: skip
         self.env.pop("PYTHONPATH", None)

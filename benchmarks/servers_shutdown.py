@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.serverprocess import FINALLY, ServerProcess
-from tests.test_servers import APP, CASES, Case, Certificate
+from tests.support.serverprocess import FINALLY, ServerProcess
+from tests.support.servers import APP, CASES, Case, Certificate
 
 UVICORN = ("uvicorn", APP, "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off")
 GUNICORN = ("gunicorn", APP, "--bind", "127.0.0.1:{port}", "--workers", "1")
@@ -59,7 +59,7 @@ def certificate(folder: Path) -> Certificate:
 
 
 def measure(case: Case, cert: Certificate, count: int) -> str:
-    from tests.streamclients import H1Client, H2Client
+    from tests.support.streamclients import H1Client, H2Client
 
     server: ServerProcess
     server, port = case.start(cert)
@@ -92,8 +92,8 @@ def recycle(worker: str, count: int, requests: int = 300, limit: int = 100) -> s
     """gunicorn, 2 workers with ``--max-requests``: ``count`` streams open, then plain requests one by one."""
     import socket
 
-    from tests.serverprocess import environment, free_port, wait_listening
-    from tests.streamclients import H1Client
+    from tests.support.serverprocess import environment, free_port, wait_listening
+    from tests.support.streamclients import H1Client
 
     port = free_port()
     command = [sys.executable, "-m", *GUNICORN, "-k", worker, "--max-requests", str(limit)]

@@ -24,9 +24,7 @@ from dualstream import Event
 from dualstream.broadcast import BroadcastUnavailable, apublish, history, publish, subscribe
 from dualstream.broadcast.backends import get_backend
 from dualstream.broadcast.backends.redis import STALL
-
-from .broadcast_proxy import Proxy
-from .broadcast_support import (
+from tests.support.broadcast import (
     REDIS_URL,
     broadcast_settings,
     direct_backend,
@@ -36,8 +34,9 @@ from .broadcast_support import (
     via,
     wait_for,
 )
+from tests.support.broadcast_proxy import Proxy
 
-TOPIC_URLS = {"ROOT_URLCONF": "tests.broadcast_urls"}
+TOPIC_URLS = {"ROOT_URLCONF": "tests.support.broadcast_urls"}
 
 
 async def take_until(events: Any, last_id: str, timeout: float = 20.0) -> list[Event]:
@@ -442,7 +441,7 @@ def test_url_topics_are_refused_unless_authorize_allows_them(engine: str) -> Non
     with override_settings(**TOPIC_URLS, DUALSTREAM=broadcast_settings(engine)):
         assert client.get(f"/topics/user-{alice.pk}/").status_code == 403  # no AUTHORIZE: nobody
     for check in ["own_topic_only", "own_topic_only_sync"]:
-        settings = broadcast_settings(engine, AUTHORIZE=f"tests.broadcast_urls.{check}")
+        settings = broadcast_settings(engine, AUTHORIZE=f"tests.support.broadcast_urls.{check}")
         with override_settings(**TOPIC_URLS, DUALSTREAM=settings):
             publish(f"user-{alice.pk}", {"hello": "alice"})
             refused = anonymous.get(f"/topics/user-{alice.pk}/?stream=1")

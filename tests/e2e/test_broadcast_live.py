@@ -13,14 +13,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from .broadcast_support import redis_reason, sse_lines
+from tests.support.broadcast import redis_reason, sse_lines
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"dualstream-test:{uuid.uuid4().hex[:8]}:live:"
 
 pytestmark = pytest.mark.skipif(redis_reason() is not None, reason=str(redis_reason()))
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.skipif(redis_reason() is not None, reason=str(redis_rea
 def environment() -> dict[str, str]:
     return dict(
         os.environ,
-        DJANGO_SETTINGS_MODULE="tests.broadcast_settings",
+        DJANGO_SETTINGS_MODULE="tests.support.broadcast_settings",
         BROADCAST_TEST_PREFIX=PREFIX,
         TEST_REDIS_URL=os.environ.get("TEST_REDIS_URL", ""),
         PYTHONPATH=str(ROOT),

@@ -27,9 +27,9 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from tests.serverprocess import served_from
+from tests.support.paths import ROOT
+from tests.support.serverprocess import served_from
 
-ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = [README, *(p for p in sorted((ROOT / "docs").glob("*.md")) if p.name not in {"llm.md", "broadcast.md"})]
 DEMO = "http://127.0.0.1:8000"

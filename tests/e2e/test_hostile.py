@@ -28,8 +28,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dualstream import DualModeView, Event
-
-from .models import Sample
+from tests.models import Sample
 
 # The producer under test: it yields what a test registered ------------------------------------
 
@@ -62,7 +61,7 @@ class YieldView(DualModeView):
 urlpatterns = [
     path("hostile/yield/", YieldView.as_view()),
     path("hostile/yield-streamed/", YieldView.as_view(batch_streaming=True)),
-    path("", include("tests.urls")),
+    path("", include("tests.support.urls")),
 ]
 pytestmark = pytest.mark.urls(__name__)
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-JS_DIR = Path(__file__).resolve().parent / "js"
+from tests.support.paths import ROOT
+
+JS_DIR = ROOT / "tests" / "js"
 NODE_TEST_FILES = sorted(path.name for path in JS_DIR.glob("*.test.js"))
 # Older than node 20 the pinned packages are untested (their engines ask for 22; node 20 passes them all).
 NODE_MAJOR = 20

@@ -15,8 +15,7 @@ from httpx_sse import connect_sse
 
 from dualstream import stream_finished
 from dualstream.lifecycle import Streams
-
-from .probes import new_probe
+from tests.support.probes import new_probe
 
 
 @pytest.mark.django_db  # closing a response sends request_finished, which looks at the connections

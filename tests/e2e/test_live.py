@@ -13,8 +13,8 @@ import pytest
 from django.core.signals import request_finished
 from httpx_sse import connect_sse
 
-from .conftest import raw_request, read_until
-from .probes import Probe, new_probe
+from tests.support.probes import Probe, new_probe
+from tests.support.rawhttp import raw_request, read_until
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from django.test import Client, RequestFactory
 from openai import AsyncOpenAI, OpenAI
 
 from project.demo.llm import MODEL, reply, tokens
-
-from .llm_urls import API_KEY, PROXY_KEY, PROXY_MODELS
-from .llm_views import TOOL_CALL_FRAGMENTS, UPSTREAM_SECRET
-from .probes import new_probe
+from tests.support.llm_urls import API_KEY, PROXY_KEY, PROXY_MODELS
+from tests.support.llm_views import TOOL_CALL_FRAGMENTS, UPSTREAM_SECRET
+from tests.support.probes import new_probe
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
@@ -39,7 +38,8 @@ def sdk(base_url: str, api_key: str = "unused") -> OpenAI:
 
 
 @pytest.fixture
-def client(live_url: str) -> Iterator[OpenAI]:
+def openai_client(live_url: str) -> Iterator[OpenAI]:
+    """The OpenAI SDK, on the demo model."""
     with sdk(f"{live_url}/v1") as client:
         yield client
 
@@ -70,12 +70,12 @@ def joined(chunks: list[Any]) -> str:
 # The demo endpoint, through the SDK ------------------------------------------------------------
 
 
-def test_models_list_and_retrieve(client: OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == [MODEL]
-    model = client.models.retrieve(MODEL)
+def test_models_list_and_retrieve(openai_client: OpenAI) -> None:
+    assert [m.id for m in openai_client.models.list()] == [MODEL]
+    model = openai_client.models.retrieve(MODEL)
     assert (model.id, model.object, model.owned_by) == (MODEL, "model", "dualstream")
     with pytest.raises(openai.NotFoundError) as info:
-        client.models.retrieve("gpt-nothing")
+        openai_client.models.retrieve("gpt-nothing")
     assert info.value.code == "model_not_found"
 
 
@@ -86,8 +86,8 @@ def test_models_retrieve_checks_the_key(live_url: str) -> None:
         client.models.retrieve(MODEL)
 
 
-def test_a_batch_completion_is_the_demo_models_reply(client: OpenAI) -> None:
-    completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+def test_a_batch_completion_is_the_demo_models_reply(openai_client: OpenAI) -> None:
+    completion = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES)
     expected = reply(MESSAGES)
     assert completion.object == "chat.completion"
     assert completion.model == MODEL
@@ -100,9 +100,9 @@ def test_a_batch_completion_is_the_demo_models_reply(client: OpenAI) -> None:
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
-def test_streamed_deltas_join_to_exactly_the_batch_content(client: OpenAI) -> None:
-    chunks = stream_chunks(client)
-    batch = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+def test_streamed_deltas_join_to_exactly_the_batch_content(openai_client: OpenAI) -> None:
+    chunks = stream_chunks(openai_client)
+    batch = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert joined(chunks) == batch.choices[0].message.content
     assert len({c.id for c in chunks}) == 1 and len({c.created for c in chunks}) == 1
     assert {c.object for c in chunks} == {"chat.completion.chunk"}
@@ -113,31 +113,31 @@ def test_streamed_deltas_join_to_exactly_the_batch_content(client: OpenAI) -> No
     assert all(c.usage is None for c in chunks)
 
 
-def test_include_usage_adds_a_usage_chunk_without_choices(client: OpenAI) -> None:
-    chunks = stream_chunks(client, stream_options={"include_usage": True})
+def test_include_usage_adds_a_usage_chunk_without_choices(openai_client: OpenAI) -> None:
+    chunks = stream_chunks(openai_client, stream_options={"include_usage": True})
     *answer, usage_chunk = chunks
     assert usage_chunk.choices == []
     assert usage_chunk.id == answer[0].id
     content_chunks = [c for c in answer if c.choices[0].delta.content]
     assert usage_chunk.usage.completion_tokens == len(content_chunks)
-    batch = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    batch = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert usage_chunk.usage == batch.usage
 
 
 @pytest.mark.parametrize("limit", ["max_tokens", "max_completion_tokens"])
-def test_a_token_limit_cuts_the_answer_with_finish_reason_length(client: OpenAI, limit: str) -> None:
-    chunks = stream_chunks(client, **{limit: 4})
-    batch = client.chat.completions.create(model=MODEL, messages=MESSAGES, **{limit: 4})
+def test_a_token_limit_cuts_the_answer_with_finish_reason_length(openai_client: OpenAI, limit: str) -> None:
+    chunks = stream_chunks(openai_client, **{limit: 4})
+    batch = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES, **{limit: 4})
     expected = "".join(tokens(reply(MESSAGES))[:4])
     assert joined(chunks) == batch.choices[0].message.content == expected
     assert chunks[-1].choices[0].finish_reason == batch.choices[0].finish_reason == "length"
     assert batch.usage.completion_tokens == 4
 
 
-def test_the_same_conversation_gets_the_same_answer_and_another_does_not(client: OpenAI) -> None:
+def test_the_same_conversation_gets_the_same_answer_and_another_does_not(openai_client: OpenAI) -> None:
     other = [{"role": "user", "content": "Why is the sky blue at noon?"}]
     answers = [
-        client.chat.completions.create(model=MODEL, messages=m).choices[0].message.content
+        openai_client.chat.completions.create(model=MODEL, messages=m).choices[0].message.content
         for m in (MESSAGES, MESSAGES, other)
     ]
     assert answers[0] == answers[1] != answers[2]
@@ -157,30 +157,30 @@ def test_the_same_conversation_gets_the_same_answer_and_another_does_not(client:
         ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
     ],
 )
-def test_bad_input_is_a_bad_request_error_naming_the_parameter(client: OpenAI, kwargs: dict, param: str) -> None:
+def test_bad_input_is_a_bad_request_error_naming_the_parameter(openai_client: OpenAI, kwargs: dict, param: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(**{"model": MODEL, "messages": MESSAGES, **kwargs})
+        openai_client.chat.completions.create(**{"model": MODEL, "messages": MESSAGES, **kwargs})
     assert info.value.status_code == 400
     assert info.value.param == param
     assert info.value.type == "invalid_request_error"
 
 
-def test_unknown_fields_are_ignored(client: OpenAI) -> None:
-    completion = client.chat.completions.create(
+def test_unknown_fields_are_ignored(openai_client: OpenAI) -> None:
+    completion = openai_client.chat.completions.create(
         model=MODEL, messages=MESSAGES, extra_body={"frobnicate": True, "n": 1, "stop": ["x"]}
     )
     assert completion.choices[0].message.content == reply(MESSAGES)
 
 
-def test_n_other_than_one_is_refused(client: OpenAI) -> None:
+def test_n_other_than_one_is_refused(openai_client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2)
+        openai_client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2)
     assert (info.value.param, info.value.code) == ("n", "unsupported_value")
 
 
-def test_an_unknown_model_is_not_found(client: OpenAI) -> None:
+def test_an_unknown_model_is_not_found(openai_client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        client.chat.completions.create(model="gpt-nothing", messages=MESSAGES)
+        openai_client.chat.completions.create(model="gpt-nothing", messages=MESSAGES)
     assert (info.value.param, info.value.code) == ("model", "model_not_found")
 
 
@@ -198,12 +198,14 @@ def test_async_client_streams_and_lists_models(live_url: str) -> None:
     assert streamed == batched == reply(MESSAGES)
 
 
-def test_tokens_arrive_as_they_are_generated(client: OpenAI, settings) -> None:
+def test_tokens_arrive_as_they_are_generated(openai_client: OpenAI, settings) -> None:
     delay, count = 0.05, 8
     settings.DEMO_LLM_TOKEN_DELAY = delay
     arrivals = [
         time.monotonic()
-        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=count, stream=True)
+        for chunk in openai_client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=count, stream=True
+        )
         if chunk.choices[0].delta.content
     ]
     assert len(arrivals) == count
@@ -459,7 +461,7 @@ def test_the_same_session_with_djangos_csrf_token_or_a_bearer_key_is_let_in(
 
 
 @pytest.fixture
-def proxy(live_url: str, settings) -> Iterator[OpenAI]:
+def proxy_client(live_url: str, settings) -> Iterator[OpenAI]:
     """A client of the proxy, whose upstream is the demo model behind a key of its own."""
     settings.DUALSTREAM = {"LLM": {"UPSTREAM_URL": f"{live_url}/llm/auth/v1", "UPSTREAM_API_KEY": API_KEY}}
     with sdk(f"{live_url}/llm/proxy/v1", api_key=PROXY_KEY) as client:
@@ -478,42 +480,42 @@ def upstream(live_url: str, settings):
     return use
 
 
-def test_the_proxy_streams_and_batches_the_upstreams_answer(proxy: OpenAI, client: OpenAI) -> None:
-    direct = client.chat.completions.create(model=MODEL, messages=MESSAGES)
-    chunks = stream_chunks(proxy, stream_options={"include_usage": True})
-    batch = proxy.chat.completions.create(model=MODEL, messages=MESSAGES)
+def test_the_proxy_streams_and_batches_the_upstreams_answer(proxy_client: OpenAI, openai_client: OpenAI) -> None:
+    direct = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    chunks = stream_chunks(proxy_client, stream_options={"include_usage": True})
+    batch = proxy_client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert joined(chunks) == batch.choices[0].message.content == direct.choices[0].message.content
     assert chunks[-1].usage == batch.usage == direct.usage  # the upstream's own counts
     assert chunks[-2].choices[0].finish_reason == "stop"
 
 
-def test_the_proxy_passes_limits_and_finish_reasons_through(proxy: OpenAI, client: OpenAI) -> None:
-    direct = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=3)
-    proxied = proxy.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=3)
+def test_the_proxy_passes_limits_and_finish_reasons_through(proxy_client: OpenAI, openai_client: OpenAI) -> None:
+    direct = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=3)
+    proxied = proxy_client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=3)
     assert proxied.choices[0].message.content == direct.choices[0].message.content
     assert proxied.choices[0].finish_reason == direct.choices[0].finish_reason == "length"
 
 
-def test_the_proxy_maps_model_names_and_answers_with_the_clients_name(proxy: OpenAI) -> None:
-    answer = proxy.chat.completions.create(model="alias", messages=MESSAGES)  # the upstream's MODEL
+def test_the_proxy_maps_model_names_and_answers_with_the_clients_name(proxy_client: OpenAI) -> None:
+    answer = proxy_client.chat.completions.create(model="alias", messages=MESSAGES)  # the upstream's MODEL
     assert answer.choices[0].message.content == reply(MESSAGES)
     assert answer.model == "alias"
-    assert [m.id for m in proxy.models.list()] == list(PROXY_MODELS)
+    assert [m.id for m in proxy_client.models.list()] == list(PROXY_MODELS)
 
 
-def test_the_proxy_refuses_what_it_does_not_support_before_calling_upstream(proxy: OpenAI, upstream) -> None:
+def test_the_proxy_refuses_what_it_does_not_support_before_calling_upstream(proxy_client: OpenAI, upstream) -> None:
     upstream("server-error")  # a request that went upstream would be a 502
     with pytest.raises(openai.NotFoundError) as info:
-        proxy.chat.completions.create(model="gpt-4-expensive", messages=MESSAGES)
+        proxy_client.chat.completions.create(model="gpt-4-expensive", messages=MESSAGES)
     assert info.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as info:
-        proxy.chat.completions.create(model=MODEL, messages=MESSAGES, n=3)
+        proxy_client.chat.completions.create(model=MODEL, messages=MESSAGES, n=3)
     assert info.value.param == "n"
 
 
-def test_the_proxy_forwards_only_the_allowed_fields_with_its_own_key(proxy: OpenAI, upstream) -> None:
+def test_the_proxy_forwards_only_the_allowed_fields_with_its_own_key(proxy_client: OpenAI, upstream) -> None:
     upstream("echo")
-    answer = proxy.chat.completions.create(
+    answer = proxy_client.chat.completions.create(
         model="alias",
         messages=MESSAGES,
         temperature=0.5,
@@ -538,7 +540,7 @@ def test_the_proxy_forwards_only_the_allowed_fields_with_its_own_key(proxy: Open
     }
 
 
-def test_the_proxy_has_its_own_keys(proxy: OpenAI, live_url: str) -> None:
+def test_the_proxy_has_its_own_keys(proxy_client: OpenAI, live_url: str) -> None:
     with sdk(f"{live_url}/llm/proxy/v1", api_key=API_KEY) as client, pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model=MODEL, messages=MESSAGES)  # the upstream's key is not the proxy's
 
@@ -553,43 +555,49 @@ def test_the_proxy_has_its_own_keys(proxy: OpenAI, live_url: str) -> None:
 )
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_upstream_error_keeps_its_status_and_its_text_stays_in_the_servers_log(
-    proxy: OpenAI, upstream, caplog: pytest.LogCaptureFixture, script: str, error: type, status: int, stream: bool
+    proxy_client: OpenAI,
+    upstream,
+    caplog: pytest.LogCaptureFixture,
+    script: str,
+    error: type,
+    status: int,
+    stream: bool,
 ) -> None:
     upstream(script)
     with pytest.raises(error) as info:
-        proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=stream)
+        proxy_client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=stream)
     assert info.value.status_code == status
     assert UPSTREAM_SECRET not in json.dumps(info.value.body) and UPSTREAM_SECRET not in info.value.message
     assert any(UPSTREAM_SECRET in r.getMessage() for r in caplog.records if r.name == "dualstream.llm")
 
 
-def test_an_upstream_missing_a_mapped_model_is_a_generic_404(proxy: OpenAI) -> None:
+def test_an_upstream_missing_a_mapped_model_is_a_generic_404(proxy_client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        proxy.chat.completions.create(model="missing", messages=MESSAGES)  # "gpt-nothing" upstream
+        proxy_client.chat.completions.create(model="missing", messages=MESSAGES)  # "gpt-nothing" upstream
     assert "gpt-nothing" not in info.value.message
 
 
-def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy: OpenAI, settings) -> None:
+def test_the_proxy_answers_502_when_the_upstream_refuses_its_key(proxy_client: OpenAI, settings) -> None:
     settings.DUALSTREAM = {"LLM": {**settings.DUALSTREAM["LLM"], "UPSTREAM_API_KEY": "sk-wrong"}}
     with pytest.raises(openai.InternalServerError) as info:
-        proxy.chat.completions.create(model=MODEL, messages=MESSAGES)
+        proxy_client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert info.value.status_code == 502
     assert "sk-" not in info.value.message
 
 
-def test_the_proxy_answers_502_when_the_upstream_is_unreachable(proxy: OpenAI, settings) -> None:
+def test_the_proxy_answers_502_when_the_upstream_is_unreachable(proxy_client: OpenAI, settings) -> None:
     settings.DUALSTREAM = {"LLM": {"UPSTREAM_URL": "http://127.0.0.1:9/v1"}}  # the discard port: nothing listens
     with pytest.raises(openai.InternalServerError) as info:
-        proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        proxy_client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     assert info.value.status_code == 502
 
 
 @pytest.mark.parametrize("script", ["error-mid-stream", "deep-json", "not-a-chunk", "bad-usage"])
 def test_a_broken_upstream_stream_is_an_error_after_the_tokens_before_it(
-    proxy: OpenAI, upstream, caplog: pytest.LogCaptureFixture, script: str
+    proxy_client: OpenAI, upstream, caplog: pytest.LogCaptureFixture, script: str
 ) -> None:
     upstream(script)
-    stream = proxy.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    stream = proxy_client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     received = []
     with pytest.raises(openai.APIError) as info:
         for chunk in stream:

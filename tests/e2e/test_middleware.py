@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.test import override_settings
 from httpx_sse import connect_sse
 
-from .conftest import serve
+from tests.support.threadserver import serve
 
 
 class SyncOnlyMiddleware:
@@ -32,7 +32,7 @@ class SyncOnlyMiddleware:
 def sync_middleware_url() -> Iterator[str]:
     from django.conf import settings
 
-    with override_settings(MIDDLEWARE=["tests.test_middleware.SyncOnlyMiddleware", *settings.MIDDLEWARE]):
+    with override_settings(MIDDLEWARE=[f"{__name__}.SyncOnlyMiddleware", *settings.MIDDLEWARE]):
         handler = ASGIHandler()  # loads the middleware now
     with serve(handler) as url:
         yield url

@@ -29,10 +29,9 @@ from httpx_sse import connect_sse
 
 from dualstream import Event, QuerySetView, aiterate, conf
 from dualstream.testing import fetch_stream
-
-from .conftest import http_scope
-from .models import Sample
-from .queryset_views import FIELDS, gates, reports
+from tests.models import Sample
+from tests.support.asgi import http_scope
+from tests.support.queryset_views import FIELDS, gates, reports
 
 POSTGRES = "postgres" in settings.DATABASES
 NO_POSTGRES = "TEST_POSTGRES_URL is not set: PostgreSQL tests skipped (CI sets it)"

@@ -15,9 +15,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from dualstream.testing import fetch_stream
-
-from .docs_querysets_views import doc_classes
-from .models import Customer, Order
+from tests.models import Customer, Order
+from tests.support.docs_querysets_views import doc_classes
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads the users from its own threads
 

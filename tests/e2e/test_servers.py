@@ -1,7 +1,7 @@
 """The same streams under every ASGI server users deploy on, over HTTP/1.1 and HTTP/2.
 
 hypercorn (``-w 0``), granian and daphne, each started by the test in a subprocess serving
-``tests.shutdown_views``; HTTP/2 over TLS with a certificate made for the run (trustme), and h2c
+``tests.support.shutdown_views``; HTTP/2 over TLS with a certificate made for the run (trustme), and h2c
 (prior knowledge) where the server speaks it. For each: events arrive one by one, keep-alives
 flow while ``produce()`` is silent, a client that leaves (a closed connection; an HTTP/2 stream
 reset) runs the producer's ``finally`` within 100 ms, and SIGTERM ends every stream with its
@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import ssl
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,61 +27,13 @@ from typing import Any
 
 import pytest
 
-from tests.serverprocess import FINALLY, NOISE, ServerProcess, environment, free_port, wait_listening
-from tests.streamclients import H1Client, H2Client
+from tests.support.browser import CHROMIUM
+from tests.support.serverprocess import FINALLY, NOISE, ServerProcess, environment, free_port, wait_listening
+from tests.support.servers import APP, CASES, Case, Certificate
+from tests.support.streamclients import H1Client, H2Client
 
-APP = "tests.shutdown_asgi:application"
-CHROMIUM = os.environ.get("DUALSTREAM_CHROMIUM", "/usr/bin/chromium")
 STREAMS = 20
 TABS = 8
-
-
-@dataclass(frozen=True)
-class Certificate:
-    cert: str
-    key: str
-    context: ssl.SSLContext  # a client's, trusting the certificate
-
-
-@dataclass(frozen=True)
-class Case:
-    """A server's command line for one protocol; ``{port}``, ``{cert}``, ``{key}`` filled in at start."""
-
-    package: str
-    command: tuple[str, ...]
-    ready: str
-    http2: bool = False
-    tls: bool = False
-
-    def start(self, certificate: Certificate) -> tuple[ServerProcess, int]:
-        port = free_port()
-        values = {"port": str(port), "cert": certificate.cert, "key": certificate.key}
-        command = [sys.executable, "-m", *(part.format(**values) for part in self.command)]
-        server = ServerProcess(command, self.ready, environment())
-        wait_listening(server, port)
-        return server, port
-
-
-HYPERCORN = ("hypercorn", APP, "-w", "0", "-b", "127.0.0.1:{port}")
-HYPERCORN_TLS = (*HYPERCORN, "--certfile", "{cert}", "--keyfile", "{key}")
-GRANIAN = ("granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", "{port}")
-GRANIAN_TLS = ("--ssl-certificate", "{cert}", "--ssl-keyfile", "{key}")
-CASES = {
-    "hypercorn http/1.1": Case("hypercorn", HYPERCORN, "Running on"),
-    "hypercorn h2 tls": Case("hypercorn", HYPERCORN_TLS, "Running on", http2=True, tls=True),
-    "hypercorn h2c": Case("hypercorn", HYPERCORN, "Running on", http2=True),
-    "granian http/1.1": Case("granian", (*GRANIAN, "--http", "1", APP), "Started worker-1"),
-    "granian h2 tls": Case("granian", (*GRANIAN, "--http", "2", *GRANIAN_TLS, APP), "Started worker-1", True, True),
-    "granian h2c": Case("granian", (*GRANIAN, "--http", "2", APP), "Started worker-1", http2=True),
-    "daphne http/1.1": Case("daphne", ("daphne", "-b", "127.0.0.1", "-p", "{port}", APP), "Listening on"),
-    "daphne h2 tls": Case(
-        "daphne",
-        ("daphne", "-e", "ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}", APP),
-        "Listening on",
-        http2=True,
-        tls=True,
-    ),
-}
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +76,7 @@ def served(request: pytest.FixtureRequest, certificate: Certificate) -> Iterator
 
 
 @pytest.fixture
-def client(served: Served) -> Iterator[H1Client | H2Client]:
+def raw_client(served: Served) -> Iterator[H1Client | H2Client]:
     """A client of the class's server; closed after the test, and its streams' producers with it.
 
     So that a test that fails with streams open leaves none to the next one (the last stops the
@@ -152,57 +103,59 @@ def finally_count_reaches(server: ServerProcess, count: int) -> Callable[[], boo
 
 
 class TestServer:
-    def test_events_arrive_one_by_one(self, served: Served, client: H1Client | H2Client) -> None:
-        (stream_id,) = opened(served, client, "/ticks/")
-        stream = client.streams[stream_id]
-        assert client.read_until(lambda: stream.body.count(b"data:") >= 5, 10), stream.body
+    def test_events_arrive_one_by_one(self, served: Served, raw_client: H1Client | H2Client) -> None:
+        (stream_id,) = opened(served, raw_client, "/ticks/")
+        stream = raw_client.streams[stream_id]
+        assert raw_client.read_until(lambda: stream.body.count(b"data:") >= 5, 10), stream.body
         # An event every 0.1 s: a server that buffered would hand them over together, or never. (Not one
         # arrival per event: a busy client may read two at once.)
         assert len(stream.arrivals) >= 3
         assert stream.arrivals[-1] - stream.arrivals[0] >= 0.25
         finallies = served.server.count(FINALLY)
-        client.close()
+        raw_client.close()
         served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
 
-    def test_keepalives_flow_while_produce_is_silent(self, served: Served, client: H1Client | H2Client) -> None:
-        (stream_id,) = opened(served, client, "/quiet/")
-        stream = client.streams[stream_id]
-        assert client.read_until(lambda: stream.body.count(b": ping\n") >= 3, 10), stream.body
+    def test_keepalives_flow_while_produce_is_silent(self, served: Served, raw_client: H1Client | H2Client) -> None:
+        (stream_id,) = opened(served, raw_client, "/quiet/")
+        stream = raw_client.streams[stream_id]
+        assert raw_client.read_until(lambda: stream.body.count(b": ping\n") >= 3, 10), stream.body
         assert stream.body.count(b"data:") == 1
         finallies = served.server.count(FINALLY)
-        client.close()
+        raw_client.close()
         served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
 
-    def test_a_client_that_leaves_runs_finally_within_100_ms(self, served: Served, client: H1Client | H2Client) -> None:
+    def test_a_client_that_leaves_runs_finally_within_100_ms(
+        self, served: Served, raw_client: H1Client | H2Client
+    ) -> None:
         """HTTP/1.1: the connection closes; HTTP/2: the stream is reset, the connection stays open."""
-        kept, left = opened(served, client, "/quiet/", 2)
+        kept, left = opened(served, raw_client, "/quiet/", 2)
         finallies = served.server.count(FINALLY)
         left_at = time.monotonic()
-        client.reset(left)
+        raw_client.reset(left)
         served.server.wait_for(finally_count_reaches(served.server, finallies + 1), 5, "produce() was not closed")
         assert served.server.arrivals(FINALLY)[-1] - left_at < 0.1
         # Only the stream that left: the other one goes on.
-        stream = client.streams[kept]
+        stream = raw_client.streams[kept]
         pings = stream.body.count(b": ping\n")
-        assert client.read_until(lambda: stream.body.count(b": ping\n") > pings, 5)
+        assert raw_client.read_until(lambda: stream.body.count(b": ping\n") > pings, 5)
         assert served.server.count(FINALLY) == finallies + 1
-        client.close()
+        raw_client.close()
         served.server.wait_for(finally_count_reaches(served.server, finallies + 2), 5, "produce() was not closed")
 
     def test_sigterm_ends_every_stream_within_two_seconds_and_the_server_exits(
-        self, served: Served, client: H1Client | H2Client
+        self, served: Served, raw_client: H1Client | H2Client
     ) -> None:
-        ids = opened(served, client, "/endless/", STREAMS)
+        ids = opened(served, raw_client, "/endless/", STREAMS)
         finallies = served.server.count(FINALLY)
         stopped_at = time.monotonic()
         served.server.process.send_signal(signal.SIGTERM)
-        streams = [client.streams[i] for i in ids]
-        assert client.read_until(lambda: all(s.ended or s.reset for s in streams), 2.0), [s.body for s in streams]
+        streams = [raw_client.streams[i] for i in ids]
+        assert raw_client.read_until(lambda: all(s.ended or s.reset for s in streams), 2.0), [s.body for s in streams]
         for stream in streams:
             assert stream.ended, stream.body  # the chunked terminator, or END_STREAM: not a cut connection
             assert b"retry: 1000\n" in stream.body
             assert b"event: done" not in stream.body
-        client.close()  # as a browser does once the server has said goodbye and no stream is left
+        raw_client.close()  # as a browser does once the server has said goodbye and no stream is left
         served.server.process.wait(5)
         assert time.monotonic() - stopped_at < 5
         assert served.server.count(FINALLY) == finallies + STREAMS

@@ -5,7 +5,7 @@ A server stops on a signal, or on its own when a worker reaches its request limi
 its ``retry:`` hint and its ``finally``, the worker exits (and is replaced), and plain requests
 are answered meanwhile.
 
-Each server runs in a subprocess serving ``tests.shutdown_views``; its producers write a line to
+Each server runs in a subprocess serving ``tests.support.shutdown_views``; its producers write a line to
 stderr from their ``finally``. Readiness is read from the server's own log, never guessed with sleeps.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.serverprocess import FINALLY, NOISE, ServerProcess, environment, free_port
+from tests.support.serverprocess import FINALLY, NOISE, ServerProcess, environment, free_port
 
 STREAMS = 20
 
@@ -84,7 +84,7 @@ def start_gunicorn(*options: str, worker: str = "uvicorn_worker.UvicornWorker") 
     pytest.importorskip("uvicorn_worker", reason="gunicorn's uvicorn worker is not installed")
     port = free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "tests.shutdown_asgi:application", "-k", worker,
+        sys.executable, "-m", "gunicorn", "tests.support.shutdown_asgi:application", "-k", worker,
         "--workers", "2", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", *options,
     ]  # fmt: skip
     server = ServerProcess(command, "Booting worker", environment())

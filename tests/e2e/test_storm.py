@@ -1,7 +1,7 @@
 """Clients that leave: storms of thousands, and one fault test per way of leaving. No producer may be orphaned.
 
 The server is a real uvicorn with ``make run``'s defaults (uvloop, httptools, lifespan off), in a subprocess
-on ``tests.storm_settings``: a server that freezes cannot freeze pytest, and it is killed at the end. It
+on ``tests.support.storm_settings``: a server that freezes cannot freeze pytest, and it is killed at the end. It
 accepts on a socket bound here, so the first request simply waits for it to start. Clients are raw asyncio
 sockets that leave with a TCP reset (SO_LINGER 0, then close): right after sending the request, 0-50 ms
 later, after the first bytes, or after reading a whole answer. The producers (tests/storm_views.py) count
@@ -34,9 +34,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from .broadcast_support import RUN_PREFIX
+from tests.support.broadcast import RUN_PREFIX
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 ROWS = 3000  # demo readings in each storm database: a buffered export of them takes some 50 ms
 SEED = int(os.environ.get("STORM_SEED", "12"))
@@ -74,7 +74,7 @@ SERVE = (
 def server_env(database_url: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.storm_settings",
+        "DJANGO_SETTINGS_MODULE": "tests.support.storm_settings",
         "STORM_DATABASE_URL": database_url,
         "BROADCAST_TEST_PREFIX": RUN_PREFIX + "storm:",  # deleted with the run's other broadcast keys
         "PYTHONPATH": str(ROOT),

@@ -16,7 +16,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.core.wsgi import get_wsgi_application
 from httpx_sse import connect_sse
 
-from .probes import new_probe
+from tests.support.probes import new_probe
 
 
 class QuietHandler(WSGIRequestHandler):

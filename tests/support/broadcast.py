@@ -1,6 +1,6 @@
 """Broadcast test support: settings on each engine, a Redis behind a fault proxy, reading a subscription.
 
-Its fixtures are a plugin of the suite (``pytest_plugins`` in conftest.py): ``engine``, ``proxy``.
+The fixtures on them (``engine``, ``proxy``) are tests/conftest.py's.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from django.test import override_settings
 
 from dualstream import Event
 from dualstream.broadcast import subscribe
-from dualstream.broadcast.backends import close_backends
 
 from .broadcast_proxy import Proxy
 
@@ -42,17 +40,8 @@ def redis_reason() -> str | None:
     return None
 
 
-def broadcast_settings(backend: str, **extra: Any) -> dict[str, Any]:
-    opts: dict[str, Any] = {"BACKEND": backend, "TIMEOUT": 2.0, **extra}
-    if backend == "redis":
-        opts.setdefault("URL", REDIS_URL)
-        opts["PREFIX"] = RUN_PREFIX + uuid.uuid4().hex[:6] + ":"  # each test on its own keys
-    return {"BROADCAST": opts}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _drop_test_keys() -> Iterator[None]:
-    yield
+def drop_run_keys() -> None:
+    """Delete what this run wrote to Redis: every key under ``RUN_PREFIX``."""
     if redis_reason() is None:
         import redis
 
@@ -61,14 +50,12 @@ def _drop_test_keys() -> Iterator[None]:
             client.delete(key)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test runs on both backends, each time with a fresh backend (and Redis keys of its own)."""
-    if request.param == "redis" and (reason := redis_reason()):
-        pytest.skip(reason)
-    with override_settings(DUALSTREAM=broadcast_settings(request.param)):
-        yield request.param
-    close_backends()
+def broadcast_settings(backend: str, **extra: Any) -> dict[str, Any]:
+    opts: dict[str, Any] = {"BACKEND": backend, "TIMEOUT": 2.0, **extra}
+    if backend == "redis":
+        opts.setdefault("URL", REDIS_URL)
+        opts["PREFIX"] = RUN_PREFIX + uuid.uuid4().hex[:6] + ":"  # each test on its own keys
+    return {"BROADCAST": opts}
 
 
 def configure(engine: str, **extra: Any) -> override_settings:
@@ -96,17 +83,6 @@ async def joined(topic: str, **kwargs: Any) -> tuple[Any, asyncio.Task[Event]]:
         if first.done():
             break
     return sub, first
-
-
-@pytest.fixture
-def proxy() -> Iterator[Proxy]:
-    if reason := redis_reason():
-        pytest.skip(reason)
-    parts = urlsplit(REDIS_URL)
-    p = Proxy((parts.hostname or "127.0.0.1", parts.port or 6379))
-    yield p
-    p.close()
-    close_backends()
 
 
 def via(proxy: Proxy) -> str:

@@ -1,9 +1,9 @@
 """Settings of the uvicorn processes in test_broadcast_live.py: the topic URLs, on Redis, with this run's prefix."""
 
-from tests.settings import *
-from tests.settings import env
+from tests.support.settings import *
+from tests.support.settings import env
 
-ROOT_URLCONF = "tests.broadcast_urls"
+ROOT_URLCONF = "tests.support.broadcast_urls"
 DUALSTREAM = {
     "HEARTBEAT": 0.5,
     "BROADCAST": {

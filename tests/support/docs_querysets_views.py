@@ -6,14 +6,14 @@ The doc's blocks are run with its model names bound to the tests app's ``Order``
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from django.urls import path
 
-from .models import Order
+from tests.models import Order
+from tests.support.paths import ROOT
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "querysets.md"
+DOC = ROOT / "docs" / "querysets.md"
 
 
 def doc_classes() -> list[dict[str, Any]]:

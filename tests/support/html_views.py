@@ -12,8 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from dualstream import DualModeView
 from dualstream.html import Fragment, Signals, read_signals, render_fragment
-
-from .models import Sample
+from tests.models import Sample
 
 
 class SamplesFragment(DualModeView):

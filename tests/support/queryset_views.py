@@ -16,8 +16,7 @@ from django.http import HttpRequest
 from django.urls import path
 
 from dualstream import QuerySetView
-
-from .models import Sample
+from tests.models import Sample
 
 FIELDS = ["id", "sensor", "taken_at", "value"]
 

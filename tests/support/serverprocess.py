@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 FINALLY = "producer finally ran"
 NOISE = ("Traceback", "Task was destroyed", "already running", "ignored GeneratorExit", "Exception in ASGI")
 
@@ -100,7 +101,7 @@ class ServerProcess:
 
 
 def environment() -> dict[str, str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.shutdown_settings", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.shutdown_settings", "PYTHONUNBUFFERED": "1"}
     env.pop("TEST_POSTGRES_URL", None)
     return env
 

@@ -5,11 +5,11 @@ the models and views of ``tests``. GZipMiddleware stays on: streams must survive
 authentication are on as in a typical project, for the auth and CSRF tests.
 """
 
-from pathlib import Path
-
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
+BASE_DIR = ROOT
 env = environ.Env()
 
 DEBUG = False
@@ -36,7 +36,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "tests.urls"
+ROOT_URLCONF = "tests.support.urls"
 
 TEMPLATES = [
     {

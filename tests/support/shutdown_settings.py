@@ -1,8 +1,8 @@
 """The test suite's settings with only the shutdown test's streams (tests/test_shutdown.py)."""
 
-from tests.settings import *
+from tests.support.settings import *
 
-ROOT_URLCONF = "tests.shutdown_views"
+ROOT_URLCONF = "tests.support.shutdown_views"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -4,8 +4,8 @@ tests/test_storm.py creates that database (a SQLite file in a temporary director
 database of its own), migrates and seeds it before it starts the server.
 """
 
-from tests.settings import *
-from tests.settings import env
+from tests.support.settings import *
+from tests.support.settings import env
 
 # Only this database: the tests' in-memory SQLite would be a different one in every thread.
 DATABASES = {"default": {**env.db_url("STORM_DATABASE_URL"), "CONN_MAX_AGE": 0}}

@@ -27,12 +27,12 @@ urlpatterns = [
     path("retry/", views.RetryView.as_view()),
     path("paced/", views.PacedView.as_view(heartbeat=0.02)),
     path("csrf-page/", views.csrf_page),
-    path("llm/", include("tests.llm_urls")),
-    path("qs/", include("tests.queryset_views")),
-    path("storm/", include("tests.storm_views")),
-    path("auth/", include("tests.auth_views")),
-    path("docs/querysets/", include("tests.docs_querysets_views")),
-    path("html/", include("tests.html_views")),
+    path("llm/", include("tests.support.llm_urls")),
+    path("qs/", include("tests.support.queryset_views")),
+    path("storm/", include("tests.support.storm_views")),
+    path("auth/", include("tests.support.auth_views")),
+    path("docs/querysets/", include("tests.support.docs_querysets_views")),
+    path("html/", include("tests.support.html_views")),
     path("", include("project.demo.urls")),
 ]
 

@@ -18,9 +18,10 @@ from django.test import override_settings
 
 from dualstream import stream_finished
 from dualstream.asgi import get_asgi_application as dualstream_asgi_application
-
-from .conftest import http_scope, raw_request, read_until, serve
-from .probes import new_probe, tasks_left
+from tests.support.asgi import http_scope
+from tests.support.probes import new_probe, tasks_left
+from tests.support.rawhttp import raw_request, read_until
+from tests.support.threadserver import serve
 
 
 class MarksStreamedChunks:

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from .auth_views import Items, LoginRequired
+from tests.support.auth_views import Items, LoginRequired
 
 MODES = ["json", "sse", "ndjson"]
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -24,10 +24,18 @@ from dualstream.broadcast import (
 )
 from dualstream.broadcast import subscription as subscription_module
 from dualstream.broadcast.backends import close_backends, get_backend
-
-from .broadcast_proxy import Proxy
-from .broadcast_support import broadcast_settings, configure, direct_backend, joined, sse_lines, take, via, wait_for
-from .broadcast_urls import FINISHED
+from tests.support.broadcast import (
+    broadcast_settings,
+    configure,
+    direct_backend,
+    joined,
+    sse_lines,
+    take,
+    via,
+    wait_for,
+)
+from tests.support.broadcast_proxy import Proxy
+from tests.support.broadcast_urls import FINISHED
 
 # Publishing --------------------------------------------------------------------------------------
 
@@ -330,7 +338,7 @@ def test_redis_down_too_long_ends_streams_with_an_error_and_refuses_new_ones(pro
 
 # Over HTTP (uvicorn in this process) -------------------------------------------------------------
 
-TOPIC_URLS = {"ROOT_URLCONF": "tests.broadcast_urls"}
+TOPIC_URLS = {"ROOT_URLCONF": "tests.support.broadcast_urls"}
 
 
 @pytest.mark.django_db(transaction=True)

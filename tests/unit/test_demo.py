@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from project.demo import llm
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 # Hostile resume points: too many digits for int(), a digit that int() refuses, not a number at all.
 HOSTILE_IDS = pytest.mark.parametrize(
     "last_event_id",

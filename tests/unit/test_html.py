@@ -25,8 +25,8 @@ from dualstream.encoding import compact_dumps
 from dualstream.html import Fragment, Signals, read_signals
 from dualstream.negotiation import negotiate
 from dualstream.renderers import COMPLETED_ID, DatastarRenderer, HTMLRenderer, NDJSONRenderer, SSERenderer
-
-from .models import Sample
+from tests.models import Sample
+from tests.support.paths import ROOT
 
 DATASTAR_ACCEPT = "text/event-stream, text/html, application/json"  # what Datastar v1 sends
 HTMX4_ACCEPT = "text/html, text/event-stream"  # htmx 4 with its hx-sse extension
@@ -346,9 +346,8 @@ def test_the_vendored_libraries_are_the_files_their_readme_names():
     """static/vendor/README.md pins each library by sha256 (the pages and browser tests load these files)."""
     import hashlib
     import re
-    from pathlib import Path
 
-    vendor = Path(__file__).resolve().parents[1] / "static" / "vendor"
+    vendor = ROOT / "static" / "vendor"
     pinned = {
         path: digest
         for digest, path in re.findall(r"^([0-9a-f]{64})  (\S+)$", (vendor / "README.md").read_text(), re.M)

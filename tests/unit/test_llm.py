@@ -34,8 +34,7 @@ from dualstream.llm import (
 )
 from dualstream.llm.proxy import ChatCompletionProxyView, pieces_of, sse_data, upstream_error
 from project.demo.llm import MODEL, reply, tokens
-
-from .probes import new_probe
+from tests.support.probes import new_probe
 
 USER = {"role": "user", "content": "Hi"}
 
@@ -373,7 +372,7 @@ def test_the_demo_reply_is_the_same_in_every_process() -> None:
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "PYTHONHASHSEED": seed, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+            env={**os.environ, "PYTHONHASHSEED": seed, "DJANGO_SETTINGS_MODULE": "tests.support.settings"},
         ).stdout
         for seed in ("1", "2")
     }

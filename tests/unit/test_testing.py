@@ -9,8 +9,7 @@ import pytest
 from django.test import AsyncClient, Client
 
 from dualstream.testing import Received, aread_stream, fetch_stream, read_stream
-
-from .probes import new_probe
+from tests.support.probes import new_probe
 
 
 def test_the_first_events_of_a_stream_with_their_ids_then_it_is_still_open() -> None:

@@ -13,13 +13,7 @@ from django.test import AsyncClient, Client
 from django.test.utils import override_settings
 
 from dualstream import DualModeView, stream_finished
-
-from .probes import new_probe, tasks_left
-
-
-@pytest.fixture
-def client() -> Client:
-    return Client()
+from tests.support.probes import new_probe, tasks_left
 
 
 def body(response) -> bytes:
@@ -340,7 +334,7 @@ def test_a_batch_only_view_refuses_an_event_source(client: Client) -> None:
 
 
 def test_modes_are_checked_when_the_urlconf_loads() -> None:
-    from .views import CountView
+    from tests.support.views import CountView
 
     for modes in ((), ("stream",)):
         with pytest.raises(ImproperlyConfigured, match="modes"):

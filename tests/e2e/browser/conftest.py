@@ -2,29 +2,16 @@
 
 The module under test is served from a fake origin (``http://dualstream.test``) with
 ``page.route``, so no server runs and nothing leaves the machine. Fixture names are prefixed so
-that they do not clash with the project's own ``tests/conftest.py``.
+that they do not clash with the suite's own (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = os.environ.get("DUALSTREAM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # runs as root in a container: Chromium's sandbox refuses to start otherwise
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ORIGIN = "http://dualstream.test"
-MODULE_PATH = "/static/dualstream/dualstream.js"
-MODULE_FILE = Path(__file__).resolve().parents[2] / "dualstream" / "static" / "dualstream" / "dualstream.js"
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, MODULE_FILE, MODULE_PATH, fake_origin_page
 
 
 @pytest.fixture(scope="module")
@@ -49,43 +36,6 @@ def chromium_browser():
             yield browser
         finally:
             browser.close()
-
-
-@contextlib.contextmanager
-def _fake_origin_page(browser):
-    context = browser.new_context(service_workers="block")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    def other_origins(route):
-        route.abort()
-
-    def fake_origin(route):
-        path = route.request.url[len(ORIGIN) :].split("?", 1)[0]
-        if path == "/":
-            route.fulfill(
-                status=200,
-                content_type="text/html; charset=utf-8",
-                body="<!doctype html><meta charset=utf-8><title>dualstream test</title>",
-            )
-        elif path == MODULE_PATH:
-            route.fulfill(
-                status=200, content_type="text/javascript; charset=utf-8", body=MODULE_FILE.read_text(encoding="utf-8")
-            )
-        else:
-            route.fulfill(status=404, content_type="text/plain", body="not routed")
-
-    # Routes are matched last-registered first, and page routes before context routes:
-    # tests' own ``page.route`` calls take precedence over these.
-    context.route("**/*", other_origins)
-    context.route(f"{ORIGIN}/**", fake_origin)
-    page.goto(f"{ORIGIN}/")
-    page.uncaught_errors = errors  # JS exceptions reported on the page (e.g. from callbacks)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture
@@ -115,14 +65,14 @@ def dualstream_page(chromium_browser):
     Tests add their own routes with ``page.route`` for the URLs they stream from; anything else
     on the fake origin is a 404, and every other origin is refused.
     """
-    with _fake_origin_page(chromium_browser) as page:
+    with fake_origin_page(chromium_browser) as page:
         yield page
 
 
 @pytest.fixture(scope="module")
 def dualstream_shared_page(chromium_browser):
     """Like ``dualstream_page``, shared by a module's tests: for pure functions such as the parser."""
-    with _fake_origin_page(chromium_browser) as page:
+    with fake_origin_page(chromium_browser) as page:
         yield page
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.probes import new_probe
+from tests.support.paths import ROOT
+from tests.support.probes import new_probe
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 WIDE = {"width": 1200, "height": 900}
 NARROW = {"width": 400, "height": 860}
 HOSTILE_ITEM = "<img src=x onerror=\"window.__xss = 'item'\">"

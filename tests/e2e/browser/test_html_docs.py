@@ -11,13 +11,12 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.serverprocess import served_from
+from tests.support.paths import ROOT
+from tests.support.serverprocess import served_from
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "html.md"
 VENDOR = ROOT / "static" / "vendor"
 RECIPE = re.compile(r"<!-- recipe: write (\S+) -->\n```\w*\n(.*?)\n```", re.DOTALL)

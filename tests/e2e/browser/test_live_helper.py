@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from project.demo.tabs import CLOCK_STREAMS
-from tests.browser.test_shared_tabs import wait_streams
+from tests.support.browser import wait_streams
 
 HELPER = "/static/dualstream/dualstream.js"
 

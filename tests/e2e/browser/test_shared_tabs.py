@@ -14,15 +14,11 @@ import time
 import pytest
 
 from project.demo.tabs import CLOCK_STREAMS
+from tests.support.browser import wait_streams
 
 TABS = 8
 INTERVAL_MS = 100
 PANEL = "document.getElementById('tabs').dataset"
-
-
-def wait_streams(condition, timeout: float = 10.0) -> bool:
-    with CLOCK_STREAMS.changed:
-        return CLOCK_STREAMS.changed.wait_for(condition, timeout)
 
 
 @pytest.fixture

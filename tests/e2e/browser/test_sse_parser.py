@@ -10,9 +10,7 @@ import re
 
 import pytest
 
-# The same as in conftest.py (not imported from it: a later tests/conftest.py would shadow the name).
-ORIGIN = "http://dualstream.test"
-MODULE_PATH = "/static/dualstream/dualstream.js"
+from tests.support.browser import MODULE_PATH, ORIGIN
 
 # Runs the parser over a list of chunks (strings, or lists of byte values) and returns what it saw.
 PARSE_JS = """

@@ -13,9 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-# The same as in conftest.py (not imported from it: a later tests/conftest.py would shadow the name).
-ORIGIN = "http://dualstream.test"
-MODULE_PATH = "/static/dualstream/dualstream.js"
+from tests.support.browser import MODULE_PATH, ORIGIN
 
 SSE = "text/event-stream; charset=utf-8"
 
