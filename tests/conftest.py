@@ -26,6 +26,13 @@ E2E_DIR = Path(__file__).parent / "e2e"
 E2E_FIXTURES = frozenset({"live_url", "proxy"})
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The fast loop (``-m "not e2e"``) does not import what it would deselect whole: tests/e2e."""
+    if " ".join(config.getoption("markexpr").split()) == "not e2e" and collection_path.is_relative_to(E2E_DIR):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(E2E_DIR) or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):

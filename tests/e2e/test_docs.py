@@ -103,7 +103,7 @@ def parse_curl(command: str, where: str) -> Curl:
         elif word.startswith("http"):
             curl.url = word
         else:
-            raise AssertionError(f"{where}: curl option {word!r} is not supported by tests/test_docs.py")
+            raise AssertionError(f"{where}: curl option {word!r} is not supported by tests/e2e/test_docs.py")
     return curl
 
 
@@ -270,7 +270,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Quickstart:
                         case ["uvicorn", *args]:
                             serve = command
                         case _:
-                            raise AssertionError(f"{block.where}: tests/test_docs.py cannot run {command}")
+                            raise AssertionError(f"{block.where}: tests/e2e/test_docs.py cannot run {command}")
         else:
             raise AssertionError(f"{block.where}: unknown marker {block.marker!r}")
     assert serve and quickstart_curls, "the Quickstart no longer ends by serving the project and curling it"

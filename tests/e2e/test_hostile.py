@@ -219,7 +219,7 @@ def parse_sse(body: bytes, complete: bool) -> list[Block]:
 
 # Checks on any answer ----------------------------------------------------------------------------
 
-#: Every response header a dualstream view (behind tests/settings.py's middleware) may write.
+#: Every response header a dualstream view (behind tests/support/settings.py's middleware) may write.
 ALLOWED_HEADERS = {
     b"content-type",
     b"content-length",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Any
 
 import pytest
 
@@ -59,12 +58,6 @@ def js_packages(node: str) -> None:
     )
     if result.returncode != 0:
         pytest.fail(f"npm ci failed in {JS_DIR}:\n{result.stdout}\n{result.stderr}")
-
-
-@pytest.fixture
-def fast_demo_model(settings: Any) -> None:
-    """The demo model's words without the pause that makes streaming visible to a person."""
-    settings.DEMO_LLM_TOKEN_DELAY = 0.002
 
 
 @pytest.mark.parametrize("test_file", NODE_TEST_FILES)

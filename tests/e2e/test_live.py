@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,19 +14,6 @@ from httpx_sse import connect_sse
 
 from tests.support.probes import Probe, new_probe
 from tests.support.rawhttp import raw_request, read_until
-
-
-@pytest.fixture
-def http(live_url: str):
-    with httpx.Client(base_url=live_url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def server_errors(caplog: pytest.LogCaptureFixture):
-    """Error records logged anywhere in the process (the server runs in a thread of it)."""
-    caplog.set_level(logging.WARNING)
-    return lambda: [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.fixture

@@ -21,15 +21,12 @@ from tests.support.llm_urls import API_KEY, PROXY_KEY, PROXY_MODELS
 from tests.support.llm_views import TOOL_CALL_FRAGMENTS, UPSTREAM_SECRET
 from tests.support.probes import new_probe
 
+pytestmark = pytest.mark.usefixtures("fast_demo_model")
+
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "How do rivers carve canyons through solid rock?"},
 ]
-
-
-@pytest.fixture(autouse=True)
-def fast_demo_model(settings) -> None:
-    settings.DEMO_LLM_TOKEN_DELAY = 0.002
 
 
 def sdk(base_url: str, api_key: str = "unused") -> OpenAI:
@@ -48,12 +45,6 @@ def openai_client(live_url: str) -> Iterator[OpenAI]:
 def scripted(live_url: str) -> Iterator[OpenAI]:
     """A client of ScriptedChatView, steered by extra body fields."""
     with sdk(f"{live_url}/llm/scripted/v1") as client:
-        yield client
-
-
-@pytest.fixture
-def http(live_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_url, timeout=10) as client:
         yield client
 
 
@@ -470,7 +461,7 @@ def proxy_client(live_url: str, settings) -> Iterator[OpenAI]:
 
 @pytest.fixture
 def upstream(live_url: str, settings):
-    """Points the proxy at a scripted upstream (tests/llm_views.py's UPSTREAM_SCRIPTS), by script name."""
+    """Points the proxy at a scripted upstream (tests/support/llm_views.py's UPSTREAM_SCRIPTS), by script name."""
 
     def use(script: str) -> None:
         settings.DUALSTREAM = {

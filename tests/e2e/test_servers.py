@@ -6,10 +6,10 @@ hypercorn (``-w 0``), granian and daphne, each started by the test in a subproce
 flow while ``produce()`` is silent, a client that leaves (a closed connection; an HTTP/2 stream
 reset) runs the producer's ``finally`` within 100 ms, and SIGTERM ends every stream with its
 ``retry:`` hint within 2 s, then the process exits within 5 s. uvicorn and gunicorn are
-tests/test_shutdown.py's and the rest of the suite's. Last, Chromium's eight tabs streaming at once
+tests/e2e/test_shutdown.py's and the rest of the suite's. Last, Chromium's eight tabs streaming at once
 over one HTTP/2 connection.
 
-The clients are tests/streamclients.py's raw ones: they see each byte and frame as it comes.
+The clients are tests/support/streamclients.py's raw ones: they see each byte and frame as it comes.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The server is a real uvicorn with ``make run``'s defaults (uvloop, httptools, li
 on ``tests.support.storm_settings``: a server that freezes cannot freeze pytest, and it is killed at the end. It
 accepts on a socket bound here, so the first request simply waits for it to start. Clients are raw asyncio
 sockets that leave with a TCP reset (SO_LINGER 0, then close): right after sending the request, 0-50 ms
-later, after the first bytes, or after reading a whole answer. The producers (tests/storm_views.py) count
+later, after the first bytes, or after reading a whole answer. The producers (tests/support/storm_views.py) count
 their starts and ``finally`` blocks, which ``/storm/report/`` returns with the server loop's task count.
 
 After each storm: the server answers within 1 s, every ``produce()`` ``finally`` ran, the loop's tasks
@@ -192,7 +192,7 @@ def is_whole(answer: bytes) -> bool:
 
 
 async def report(port: int, timeout: float = 5.0, **query: str) -> dict[str, Any]:
-    """``/storm/report/``: the server's counts, tasks and threads (see tests/storm_views.py)."""
+    """``/storm/report/``: the server's counts, tasks and threads (see tests/support/storm_views.py)."""
     reader, writer = await connect(port, f"/storm/report/?{urlencode(query)}")
     try:
         answer = await asyncio.wait_for(reader.read(-1), timeout)

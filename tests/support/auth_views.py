@@ -1,4 +1,4 @@
-"""Dualstream views behind Django's own auth mixins and decorators, for tests/test_auth.py."""
+"""Dualstream views behind Django's own auth mixins and decorators, for tests/unit/test_auth.py."""
 
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ from .broadcast_proxy import Proxy
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 RUN_PREFIX = f"dualstream-test:{uuid.uuid4().hex[:8]}:"
+#: The topic views of tests/support/broadcast_urls.py, for ``override_settings``.
+TOPIC_URLS = {"ROOT_URLCONF": "tests.support.broadcast_urls"}
 
 
 def redis_reason() -> str | None:

@@ -1,4 +1,4 @@
-"""docs/querysets.md's per-user export, as written there, served for tests/test_querysets_docs.py.
+"""docs/querysets.md's per-user export, as written there, served for tests/e2e/test_querysets_docs.py.
 
 The doc's blocks are run with its model names bound to the tests app's ``Order``; ``path`` builds the URL it shows.
 """

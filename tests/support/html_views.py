@@ -1,4 +1,4 @@
-"""Views for tests/test_html.py: templates rendered into fragments, the ORM touched lazily, datastar-py's own events."""
+"""Views for tests/e2e/test_html.py: templates rendered into fragments, the ORM touched lazily, datastar-py's own events."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from django.views.decorators.csrf import csrf_exempt
 from dualstream import DualModeView
 from dualstream.html import Fragment, Signals, read_signals, render_fragment
 from tests.models import Sample
+
+DATASTAR_ACCEPT = "text/event-stream, text/html, application/json"  # what Datastar v1 sends: the tests ask as it does
 
 
 class SamplesFragment(DualModeView):

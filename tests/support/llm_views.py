@@ -1,4 +1,4 @@
-"""LLM views with known behaviour, for tests/test_llm*.py (routed under /llm/ by tests/urls.py)."""
+"""LLM views with known behaviour, for tests/test_llm*.py (routed under /llm/ by tests/support/urls.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The test suite's own settings: the library against the tests app, plus the demo for its end-to-end tests.
 
-The demo app is installed only because tests/urls.py serves the demo's URLs too; library tests use
+The demo app is installed only because tests/support/urls.py serves the demo's URLs too; library tests use
 the models and views of ``tests``. GZipMiddleware stays on: streams must survive it. Sessions and
 authentication are on as in a typical project, for the auth and CSRF tests.
 """

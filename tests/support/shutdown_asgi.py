@@ -1,4 +1,4 @@
-"""The ASGI application gunicorn imports in tests/test_shutdown.py."""
+"""The ASGI application gunicorn imports in tests/e2e/test_shutdown.py."""
 
 import os
 

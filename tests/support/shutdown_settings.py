@@ -1,4 +1,4 @@
-"""The test suite's settings with only the shutdown test's streams (tests/test_shutdown.py)."""
+"""The test suite's settings with only the shutdown test's streams (tests/e2e/test_shutdown.py)."""
 
 from tests.support.settings import *
 

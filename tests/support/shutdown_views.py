@@ -1,4 +1,4 @@
-"""Streams for tests/test_shutdown.py, served by a real server process (``tests.support.shutdown_settings``).
+"""Streams for tests/e2e/test_shutdown.py, served by a real server process (``tests.support.shutdown_settings``).
 
 Each producer writes one line to stderr when its ``finally`` runs: the test reads the server's log
 after the process has exited, when no endpoint can be asked any more.

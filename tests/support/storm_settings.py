@@ -1,6 +1,6 @@
 """Settings of the storm tests' uvicorn subprocess: the tests' settings, on the database in ``STORM_DATABASE_URL``.
 
-tests/test_storm.py creates that database (a SQLite file in a temporary directory, or a PostgreSQL
+tests/e2e/test_storm.py creates that database (a SQLite file in a temporary directory, or a PostgreSQL
 database of its own), migrates and seeds it before it starts the server.
 """
 

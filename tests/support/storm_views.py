@@ -1,4 +1,4 @@
-"""Producers for tests/test_storm.py, served by uvicorn in a subprocess (``tests.support.storm_settings``).
+"""Producers for tests/e2e/test_storm.py, served by uvicorn in a subprocess (``tests.support.storm_settings``).
 
 Every producer here counts its start and its ``finally``; ``report/`` tells the test those counts, the
 server loop's task count and its thread count, so a test outside the process can see whether anything

@@ -36,5 +36,5 @@ urlpatterns = [
     path("", include("project.demo.urls")),
 ]
 
-# Decorators refuse before a view runs: this makes their 403 the view's own JSON (tests/test_auth.py).
+# Decorators refuse before a view runs: this makes their 403 the view's own JSON (tests/unit/test_auth.py).
 handler403 = "dualstream.auth.permission_denied"

@@ -33,7 +33,7 @@ def session_cookie(user: User) -> str:
 
 
 # Each server reads the users on connections of its own threads: they must be committed.
-@pytest.fixture(params=["asgi", "wsgi"])
+@pytest.fixture(params=[pytest.param("asgi", marks=pytest.mark.e2e), "wsgi"])  # asgi: over the live server
 def fetch(request: pytest.FixtureRequest, users: dict[str, User]) -> Iterator[Fetch]:
     """``fetch(path, mode, username)`` -> status, headers, body; through uvicorn or Django's WSGI handler."""
     cookies = {name: session_cookie(user) for name, user in users.items()}

@@ -1,16 +1,13 @@
 """dualstream.html: Datastar events byte for byte as datastar-py writes them, the html/datastar modes, signals, templates.
 
 ``datastar-py`` (pinned in requirements.txt) is the oracle for the Datastar wire format. Streams
-that render templates are read from a live uvicorn (``live_url``): only a real ASGI server runs
-``produce()`` outside the request's thread, where a lazy queryset would raise.
+that render templates are read from a live uvicorn: tests/e2e/test_html.py.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
-import httpx
 import pytest
 from datastar_py.consts import ElementPatchMode
 from datastar_py.sse import ServerSentEventGenerator as SSE
@@ -25,10 +22,9 @@ from dualstream.encoding import compact_dumps
 from dualstream.html import Fragment, Signals, read_signals
 from dualstream.negotiation import negotiate
 from dualstream.renderers import COMPLETED_ID, DatastarRenderer, HTMLRenderer, NDJSONRenderer, SSERenderer
-from tests.models import Sample
+from tests.support.html_views import DATASTAR_ACCEPT
 from tests.support.paths import ROOT
 
-DATASTAR_ACCEPT = "text/event-stream, text/html, application/json"  # what Datastar v1 sends
 HTMX4_ACCEPT = "text/html, text/event-stream"  # htmx 4 with its hx-sse extension
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 DUMPS = compact_dumps(json.JSONEncoder)
@@ -233,73 +229,7 @@ def test_a_completed_stream_is_204_except_for_htmx_which_gets_its_close_event_ag
     assert htmx4.content == f"event: done\nid: {COMPLETED_ID}\nretry: 60000\ndata: \n\n".encode()
 
 
-# --- end to end: templates, the ORM, datastar-py's events, signals ------------------------------------
-
-
-@pytest.fixture
-def http(live_url):
-    with httpx.Client(base_url=live_url, timeout=10) as client:
-        yield client
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_template_touching_a_lazy_queryset_renders_in_every_mode(http):
-    taken = datetime(2026, 1, 1, tzinfo=UTC)
-    Sample.objects.bulk_create(
-        [Sample(sensor="s1", taken_at=taken, value=1.5), Sample(sensor="s2", taken_at=taken, value=2.5)]
-    )
-    ds = http.get("/html/samples/", headers={"Datastar-Request": "true"})
-    assert ds.status_code == 200, ds.text
-    assert "data: elements <ul><li>s1 1.5</li><li>s2 2.5</li></ul>" in ds.text
-    assert 'name="csrfmiddlewaretoken"' in ds.text and 'value="/html/samples/"' in ds.text  # the request's context
-    assert ds.text.startswith("event: datastar-patch-elements\nid: 1\ndata: selector #s\ndata: elements <form")
-    html = http.get("/html/samples/?format=html")
-    assert html.headers["content-type"] == "text/html; charset=utf-8"
-    assert html.text.count("<li>s1 1.5</li><li>s2 2.5</li>") == 2
-    sse = http.get("/html/samples/?stream=1")
-    assert "data: <ul><li>s1 1.5</li><li>s2 2.5</li></ul>" in sse.text
-    assert http.get("/html/samples/").json()["items"][0].count("<li>") == 2
-
-
-def test_datastar_py_events_yielded_from_produce_are_written_as_they_are(http):
-    text = http.get("/html/mixed/", headers={"Datastar-Request": "true", "Accept": DATASTAR_ACCEPT}).text
-    assert text == (
-        SSE.patch_elements("<p id='a'>A</p>\n<p id='b'>B</p>", selector="#list", mode="append", event_id="f1")
-        + SSE.patch_signals({"count": 5}, event_id="s1", only_if_missing=True)
-        + SSE.patch_elements("<div id='x'>X</div>", selector="#x", mode="inner", event_id="d1")
-        + SSE.patch_signals({"ok": True})
-        + SSE.patch_elements("<p id='c'>C</p>")
-        + f"event: done\nid: {COMPLETED_ID}\ndata: \n\n"
-    )
-
-
-def test_signals_are_read_from_the_query_on_get_and_the_body_otherwise(http):
-    ds = {"Datastar-Request": "true"}
-    got = http.get("/html/echo/", params={"datastar": '{"a": 1, "b": "x"}'}, headers=ds)
-    assert 'data: signals {"a":1,"b":"x"}' in got.text
-    posted = http.post("/html/echo/", content='{"c": [1, 2]}', headers={**ds, "Content-Type": "application/json"})
-    assert 'data: signals {"c":[1,2]}' in posted.text
-    assert "data: signals {}" in http.get("/html/echo/", headers=ds).text
-
-
-@pytest.mark.parametrize(
-    ("method", "payload", "message"),
-    [
-        ("GET", "{not json", "The Datastar signals are not valid JSON."),
-        ("POST", "{not json", "The Datastar signals are not valid JSON."),
-        ("POST", b"\xff\xfe", "The Datastar signals are not valid JSON."),
-        ("GET", "[1, 2]", "The Datastar signals must be a JSON object."),
-        ("POST", '{"big": "' + "x" * 70_000 + '"}', "The Datastar signals are larger than 65536 bytes."),
-    ],
-)
-def test_bad_signals_are_a_json_400(http, method, payload, message):
-    headers = {"Datastar-Request": "true"}
-    if method == "GET":
-        response = http.get("/html/echo/", params={"datastar": payload}, headers=headers)
-    else:
-        response = http.post("/html/echo/", content=payload, headers=headers)
-    assert response.status_code == 400
-    assert response.json() == {"error": {"status": 400, "message": message}}
+# --- signals read from a request -------------------------------------------------------------------
 
 
 def test_a_form_body_carries_no_signals():

@@ -1,15 +1,12 @@
 """dualstream.llm's parts on their own: requests, deltas, the renderer, the demo model, the proxy's parsers.
 
-End-to-end behaviour, through the openai SDK, is in test_llm_live.py.
+End-to-end behaviour, through the openai SDK, is in tests/e2e/test_llm_live.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -360,23 +357,6 @@ def test_the_demo_reply_answers_the_prompt_in_a_few_sentences() -> None:
     assert 2 <= text.count(".") + text.count(":") <= 6
     assert "".join(tokens(text)) == text
     assert reply([{"role": "user", "content": "Why do volcanoes erupt?"}]) == text
-
-
-def test_the_demo_reply_is_the_same_in_every_process() -> None:
-    # Python randomises str hashes per process: the reply must not depend on them.
-    messages = [{"role": "user", "content": "Tell me about tides"}]
-    code = f"import django; django.setup(); from project.demo.llm import reply; print(reply({messages!r}))"
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "PYTHONHASHSEED": seed, "DJANGO_SETTINGS_MODULE": "tests.support.settings"},
-        ).stdout
-        for seed in ("1", "2")
-    }
-    assert outputs == {reply(messages) + "\n"}
 
 
 # The proxy's parsers --------------------------------------------------------------------------

@@ -1,11 +1,9 @@
-"""The export demo: the seed command, the page, and its endpoint."""
+"""The export demo: the seed command and the page (its endpoint over HTTP: tests/e2e/test_querysets_demo.py)."""
 
 from __future__ import annotations
 
 import io
-import json
 
-import httpx
 import pytest
 from django.core.management import call_command
 from django.test import Client
@@ -43,17 +41,3 @@ def test_the_export_page_shows_the_table_size_and_offers_both_downloads() -> Non
     assert 'href="/api/readings/?format=json" download="readings.json"' in page
     assert 'data-helper="/static/dualstream/dualstream.js"' in page
     assert '<a href="/export/">Export</a>' in Client().get("/").content.decode()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_export_endpoint_streams_every_reading_in_each_mode(live_url: str) -> None:
-    seed(30)
-    with httpx.Client(base_url=live_url, timeout=10) as http:
-        batch = http.get("/api/readings/?format=json")
-        ndjson = http.get("/api/readings/?format=ndjson").text.splitlines()
-        assert http.get("/static/demo/export.js").status_code == 200
-    assert batch.headers.get("Content-Encoding") == "identity"  # streamed: batch_streaming is on
-    ids = list(Reading.objects.order_by("id").values_list("id", flat=True))
-    assert [row["id"] for row in batch.json()["items"]] == ids
-    assert [json.loads(line)["id"] for line in ndjson] == ids
-    assert set(batch.json()["items"][0]) == {"id", "sensor", "taken_at", "value"}

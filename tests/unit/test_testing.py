@@ -1,14 +1,13 @@
-"""dualstream.testing: a response's first items and its end, from Client, AsyncClient and a live server."""
+"""dualstream.testing: a response's first items and its end, from Client and AsyncClient (a live server: tests/e2e/test_testing.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 from django.test import AsyncClient, Client
 
-from dualstream.testing import Received, aread_stream, fetch_stream, read_stream
+from dualstream.testing import Received, aread_stream, read_stream
 from tests.support.probes import new_probe
 
 
@@ -77,13 +76,3 @@ def test_aread_stream_closes_the_producer_before_it_returns() -> None:
     received = asyncio.run(scenario())
     assert [item["i"] for item in received.items] == [0, 1, 2] and received.end is None
     assert probe.finished.is_set() and probe.exit in ("cancelled", "closed")
-
-
-def test_fetch_stream_reads_a_live_server_and_disconnects(live_url: str) -> None:
-    token, probe = new_probe()
-    received = fetch_stream(f"{live_url}/endless/?stream=1&probe={token}", 2)
-    assert [item["i"] for item in received.items] == [0, 1]
-    assert probe.finished.wait(5)  # the server saw the disconnect
-    with httpx.Client(base_url=live_url) as client:
-        assert fetch_stream("/resumable/?format=ndjson", client=client).end == "done"
-        assert fetch_stream("/resumable/", client=client).items == [{"i": i} for i in range(10)]  # gzipped

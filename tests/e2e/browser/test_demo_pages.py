@@ -85,7 +85,7 @@ def test_home_links_to_every_demo(page):
 
 
 def test_every_page_loads_without_a_failed_request(page):
-    """Every asset of every page loads. (Headless Chromium asks for no favicon: tests/test_demo.py checks that.)
+    """Every asset of every page loads. (Headless Chromium asks for no favicon: tests/unit/test_demo.py checks that.)
 
     Not /export/: it counts a table's rows, and Playwright's sync API bars this thread from the test database.
     """
@@ -106,7 +106,7 @@ def test_every_page_loads_without_a_failed_request(page):
 
 
 def test_tabs_page_shows_which_tab_leads(page):
-    """One tab here; tests/browser/test_shared_tabs.py opens eight."""
+    """One tab here; tests/e2e/browser/test_shared_tabs.py opens eight."""
     page.goto("/tabs/?interval=100")
     expect(page.locator("#tabs .count")).not_to_have_text("0")
     expect(page.locator("#tabs .role")).to_have_text("leader: reads the server's stream")
