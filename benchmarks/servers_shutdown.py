@@ -4,9 +4,9 @@
     python -m benchmarks.servers_shutdown --streams 400 --only daphne
     python -m benchmarks.servers_shutdown --recycle --streams 500   # gunicorn --max-requests 100
 
-Each server serves tests/shutdown_views.py's ``/endless/`` (an event a second) in a fresh process.
+Each server serves tests/support/shutdown_views.py's ``/endless/`` (an event a second) in a fresh process.
 HTTP/1.1 streams have a connection each; HTTP/2 streams share one connection, read by the raw
-client of tests/streamclients.py (httpx cannot read a stream that ends after a GOAWAY). Once the
+client of tests/support/streamclients.py (httpx cannot read a stream that ends after a GOAWAY). Once the
 first event of every stream has arrived the server gets SIGTERM; the client reads for 6 s at most,
 closes once every stream has ended (as a browser does), and the process gets 10 s to exit.
 """
