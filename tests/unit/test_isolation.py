@@ -11,6 +11,7 @@ import asyncio
 import signal
 from typing import Any
 
+import pytest
 from django.core.signals import request_finished
 from django.test import Client, override_settings
 
@@ -40,6 +41,7 @@ def test_a_test_leaves_every_registry_dirty() -> None:
     assert signal.getsignal(signal.SIGINT) is not INTERRUPT_HANDLER
 
 
+@pytest.mark.django_db  # closing a response sends request_finished, which looks at the connections
 def test_the_next_test_may_open_a_stream_not_counting_the_earlier_ones() -> None:
     with override_settings(DUALSTREAM={"MAX_STREAMS": 1}):
         response = Client().get("/count/?n=2&stream=1")  # refused with a 503 while stopping, or with one open
@@ -54,6 +56,7 @@ def test_the_next_test_gets_a_backend_of_its_own_without_the_earlier_events() ->
     assert asyncio.run(history("isolation")) == []
 
 
+@pytest.mark.django_db  # as above
 def test_the_earlier_tests_receivers_are_gone() -> None:
     response = Client().get("/count/?n=1&stream=1")  # sends stream_finished, then request_finished
     b"".join(response)
