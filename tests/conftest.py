@@ -3,7 +3,8 @@
 What is end-to-end (the ``e2e`` marker) is decided here, so that no test can forget it: everything
 under tests/e2e, and anywhere else a test that uses the live server or the Redis proxy. Tests that
 run one body against a service and without one mark that parameter (``engine``'s "redis" below,
-tests/unit/test_auth.py's "asgi", tests/unit/test_querysets.py's "postgres").
+tests/unit/test_auth.py's "asgi", tests/unit/test_querysets.py's "postgres"). A test file anywhere
+but tests/unit and tests/e2e stops the run: it would pass for a unit test whatever it does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.support.broadcast import REDIS_URL, broadcast_settings, drop_run_keys
 from tests.support.broadcast_proxy import Proxy
 from tests.support.threadserver import serve
 
+UNIT_DIR = Path(__file__).parent / "unit"
 E2E_DIR = Path(__file__).parent / "e2e"
 E2E_FIXTURES = frozenset({"live_url", "proxy"})
 
@@ -34,6 +36,15 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    stray = sorted(
+        {
+            str(item.path)
+            for item in items
+            if not (item.path.is_relative_to(UNIT_DIR) or item.path.is_relative_to(E2E_DIR))
+        }
+    )
+    if stray:  # a test file left beside them would run in the fast loop whatever it does
+        raise pytest.UsageError(f"move these test files into tests/unit or tests/e2e: {', '.join(stray)}")
     for item in items:
         if item.path.is_relative_to(E2E_DIR) or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
