@@ -6,14 +6,16 @@
     python benchmarks/broadcast_scale.py --trees before=../dualstream-b7221ac,after=. --only B
 
 Each tree (a checkout of this project) is served in its own fresh uvicorn process per scenario (one
-worker, uvloop, httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own
-``dualstream`` answers: the test suite's broadcast settings (the Redis backend:
-``tests.support.broadcast_settings``, or ``tests.broadcast_settings`` in a tree from before the suite
-had tests/support) with the ``TopicFeed`` of their URLconf at ``/topic/<name>/``. It is mounted with the settings' heartbeat set to ``--heartbeat`` (15 s, the
-library's default): the test URLconf's 0.2 s would make 10,000 idle streams write 50,000
-heartbeats a second, and the run would measure heartbeats rather than broadcast. Events are
-published by a small process per tree and scenario that runs *that tree's* ``RedisBackend.publish_sync``
-(the two trees write different entries), each event carrying its wall-clock publish time.
+worker, or ``--workers N`` forked processes sharing the listening socket as gunicorn's do; uvloop,
+httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own ``dualstream`` answers:
+the test suite's broadcast settings (the Redis backend: ``tests.support.broadcast_settings``, or
+``tests.broadcast_settings`` in a tree from before the suite had tests/support) with the
+``TopicFeed`` of their URLconf at ``/topic/<name>/``. It is mounted with the settings' heartbeat set
+to ``--heartbeat`` (15 s, the library's default): the test URLconf's 0.2 s would make 10,000 idle
+streams write 50,000 heartbeats a second, and the run would measure heartbeats rather than
+broadcast. Events are published by a small process per tree and scenario that runs *that tree's*
+``RedisBackend.publish_sync`` (the two trees write different entries), each event carrying its
+wall-clock publish time.
 
 Redis is a private ``redis-server`` started for the run (no persistence), so ``INFO commandstats``
 and ``INFO cpu`` count this benchmark's traffic only; ``--redis-url`` uses an existing server
@@ -36,8 +38,9 @@ B. **Many topics**: ``--topics`` subscribers, one per topic ``user-<i>``, opened
    the join is done). Time until every stream still open is live (bounded by ``--max-wait``; how many
    were live then), Redis commands and Redis CPU from the
    first connect until then, the probes' own publishing subtracted (measured per publish while seeding,
-   when no subscriber exists). Then ``--rate`` events/s to random topics for ``--seconds``:
-   p50/p99 publish-to-receive latency and the delivered ratio.
+   when no subscriber exists); the server's OS threads (``/proc/<pid>/status``, sampled every 50 ms),
+   their maximum over the joins and their number once all were live. Then ``--rate`` events/s to
+   random topics for ``--seconds``: p50/p99 publish-to-receive latency and the delivered ratio.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ COMMANDS = ("xrange", "xread", "evalsha", "xrevrange", "subscribe", "xadd", "pub
 
 # The server: the tree's TopicFeed, the settings' heartbeat replaced (see the module's docstring).
 SERVER = r"""
-import sys, types
+import os, socket, sys, types
 import django
 from django.conf import settings
 
@@ -88,7 +91,7 @@ import uvicorn
 
 TopicFeed = import_module(settings.ROOT_URLCONF).TopicFeed  # the tree's own topic URLs, wherever its suite has them
 
-port, heartbeat, lean = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean"
+port, heartbeat, lean, workers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean", int(sys.argv[4])
 if lean:  # what a per-user topic needs, and no more: each of Django's MiddlewareMixin hops to a thread
     settings.MIDDLEWARE = [
         "django.contrib.sessions.middleware.SessionMiddleware",
@@ -99,10 +102,15 @@ urls.urlpatterns = [path("topic/<str:name>/", TopicFeed.as_view())]
 sys.modules[urls.__name__] = urls
 settings.ROOT_URLCONF = urls.__name__
 settings.DUALSTREAM = {**settings.DUALSTREAM, "HEARTBEAT": heartbeat}
-uvicorn.run(
-    get_asgi_application(), host="127.0.0.1", port=port, loop="uvloop", http="httptools", lifespan="off",
-    access_log=False, log_level="warning", backlog=4096,
+config = uvicorn.Config(
+    get_asgi_application(), loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning",
 )
+# Workers share one listening socket, as uvicorn --workers and gunicorn's do; forked before any loop exists.
+sock = socket.create_server(("127.0.0.1", port), backlog=4096)
+for _ in range(workers - 1):
+    if os.fork() == 0:
+        break
+uvicorn.Server(config).run(sockets=[sock])
 """
 
 # The publisher: the tree's own RedisBackend.publish_sync; one JSON command a line on stdin, one answer on stdout.
@@ -337,6 +345,22 @@ def listen_overflows() -> int:
     return int(dict(zip(rows[0], rows[1]))["ListenOverflows"])
 
 
+def threads_of(pid: int) -> int:
+    """The OS threads of process ``pid`` now (``/proc/<pid>/status``); 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+async def sample_threads(pid: int, samples: list[int], step: float = 0.05) -> None:
+    """Append ``pid``'s thread count to ``samples`` every ``step`` seconds until cancelled."""
+    while True:
+        samples.append(threads_of(pid))
+        await asyncio.sleep(step)
+
+
 def describe(path: str) -> str:
     """The tree's commit, and whether its dualstream/ differs from it."""
     head = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -433,7 +457,15 @@ class Tree:
     """One tree's server and publisher for one scenario, on its own key prefix."""
 
     def __init__(
-        self, name: str, path: str, redis_: Redis, heartbeat: float, logs: Path, scenario: str, lean: bool = False
+        self,
+        name: str,
+        path: str,
+        redis_: Redis,
+        heartbeat: float,
+        logs: Path,
+        scenario: str,
+        lean: bool = False,
+        workers: int = 1,
     ) -> None:
         self.name = name
         self.prefix = f"bench-scale-{uuid.uuid4().hex[:8]}:"
@@ -449,7 +481,7 @@ class Tree:
         self.path = path
         with open(self.log, "wb") as log:
             self.server = subprocess.Popen(
-                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat), "lean" if lean else "full"],
+                [sys.executable, "-c", SERVER, str(self.port), str(heartbeat), "lean" if lean else "full", str(workers)],
                 cwd=path, env=self.env,
                 stdout=log, stderr=log, start_new_session=True, preexec_fn=lambda: _child_setup(None),
             )  # fmt: skip
@@ -496,11 +528,11 @@ class Tree:
         if self.publisher is not None and self.publisher.returncode is None:
             self.publisher.kill()
         if self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
+            os.killpg(self.server.pid, signal.SIGTERM)  # the session: every worker
             try:
                 self.server.wait(3)
             except subprocess.TimeoutExpired:
-                self.server.kill()
+                os.killpg(self.server.pid, signal.SIGKILL)
                 self.server.wait(5)
         self.redis.delete_prefix(self.prefix)
 
@@ -581,6 +613,8 @@ async def many_topics(tree: Tree, n: int, max_wait: float, rate: float, seconds:
     cpu_per_publish = (cpu1 - cpu0) / n
 
     overflows = listen_overflows()
+    threads: list[int] = []
+    sampler = asyncio.ensure_future(sample_threads(tree.server.pid, threads))
     t0 = time.monotonic()
     conns = await open_all(tree.port, [(f"/topic/{t}/?stream=1", s) for t, s in zip(topics, seeds)], pace)
     t_opened = time.monotonic() - t0
@@ -589,6 +623,8 @@ async def many_topics(tree: Tree, n: int, max_wait: float, rate: float, seconds:
     probe = b'"probe":1'
     all_live = await wait_until(lambda: all(c.closed or c.has(probe) for c in conns), max_wait - t_probed, 0.1)
     t_live = time.monotonic() - t0
+    sampler.cancel()
+    threads_live = threads_of(tree.server.pid)
     calls2, cpu2 = tree.redis.counters()
     overflows = listen_overflows() - overflows
     live = sum(c.has(probe) for c in conns)
@@ -623,6 +659,8 @@ async def many_topics(tree: Tree, n: int, max_wait: float, rate: float, seconds:
         "... after the last connect s": t_live - t_opened if all_live else float("nan"),
         "waited s": t_live,
         "listen queue overflows": overflows,
+        "server threads, max during the joins": max(threads, default=0),
+        "server threads once all were live": threads_live,
         "redis calls": sum(joins.values()),
         **{cmd: joins.get(cmd, 0) for cmd in COMMANDS},
         "redis CPU s": max(0.0, (cpu2 - cpu1) - cpu_per_publish * n),
@@ -689,7 +727,9 @@ async def main(args: argparse.Namespace) -> None:
             for name, path in trees:
                 if scenario == args.only[0]:
                     print(f"{name} = {path} at {describe(path)}", flush=True)
-                tree = Tree(name, path, redis_, args.heartbeat, logs, scenario, lean=args.lean_middleware)
+                tree = Tree(
+                    name, path, redis_, args.heartbeat, logs, scenario, lean=args.lean_middleware, workers=args.workers
+                )
                 try:
                     await tree.start()
                     if scenario == "A":
@@ -731,6 +771,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=50.0, help="events/s in B's delivery window (default 50)")
     p.add_argument("--seconds", type=float, default=20.0, help="B's delivery window (default 20)")
     p.add_argument("--heartbeat", type=float, default=15.0, help="the servers' HEARTBEAT (default 15)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the listening socket, as gunicorn -w N (default 1)")  # fmt: skip
     p.add_argument("--lean-middleware", action="store_true",
                    help="sessions and auth only, instead of the test settings' nine middleware")  # fmt: skip
     p.add_argument("--redis-delay-ms", type=float, default=0,

@@ -2,6 +2,7 @@
 
     python -m benchmarks.servers_idle                       # 2,000 streams per server
     python -m benchmarks.servers_idle --streams 2000,10000 --window 20
+    python -m benchmarks.servers_idle --streams 10000 --tick 10     # an event every 10 s per stream
 
 Each server runs fresh, pinned to one core (the client, raw asyncio sockets on uvloop, gets the
 other), serving scenario C's view (``/ds/tick``: one event a second per stream, 15 s heartbeat)
@@ -27,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import client
 from benchmarks.procs import CLOCK_TICKS, DJANGO_APP, HOST, ROOT, Server, ServerSpec, _child_setup, free_port
-from benchmarks.servers import payloads
 
 SPEC = ServerSpec("dualstream", DJANGO_APP, prefix="/ds", query={"stream": "1"}, django=True)
 COMMANDS = {
@@ -40,9 +40,10 @@ COMMANDS = {
     ),
     "granian": (
         "granian", "--interface", "asginl", "--host", HOST, "--port", "{port}", "--workers", "1",
-        "--loop", "uvloop", "--http", "1", "--no-log", "--backlog", "4096", DJANGO_APP,
+        "--loop", "uvloop", "--http", "1", "--no-log", "--backlog", "4096",
+        "--backpressure", "20000", DJANGO_APP,  # default: backlog / workers requests at once, 4,096
     ),
-    "daphne": ("daphne", "-b", HOST, "-p", "{port}", "-v", "0", DJANGO_APP),
+    "daphne": ("daphne", "-e", f"tcp:{{port}}:interface={HOST}:backlog=4096", "-v", "0", DJANGO_APP),
 }  # fmt: skip
 
 
@@ -96,7 +97,7 @@ class ServerUnderTest(Server):
         return self._status_sum("Threads")
 
 
-async def idle(name: str, k: int, window: float, core: int | None) -> str:
+async def idle(name: str, k: int, window: float, tick: float, core: int | None) -> str:
     server = ServerUnderTest(name, COMMANDS[name], core)
     fleet = client.IdleFleet(server.port, SPEC.path("tick", 3_600))
     try:
@@ -113,7 +114,7 @@ async def idle(name: str, k: int, window: float, core: int | None) -> str:
         gc.disable()  # the client's 10,000 protocol objects: no pause of its own in the window
         cpu0, before, w0 = server.cpu_seconds(), fleet.snapshot(), time.perf_counter()
         await asyncio.sleep(window)
-        received, expected = fleet.delivery(before, payloads.TICK_SECONDS)
+        received, expected = fleet.delivery(before, tick)
         seconds = time.perf_counter() - w0
         cpu = server.cpu_seconds() - cpu0
         gc.enable()
@@ -135,7 +136,9 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=10.0, help="seconds of measurement")
     parser.add_argument("--servers", default=",".join(COMMANDS))
     parser.add_argument("--core", type=int, default=1, help="the server's CPU core; the client takes the others")
+    parser.add_argument("--tick", type=float, default=1.0, help="seconds between two events of a stream")
     args = parser.parse_args()
+    os.environ["BENCH_TICK_SECONDS"] = str(args.tick)  # the servers' view reads it
     client_setup = set(range(os.cpu_count() or 1)) - {args.core}
     if client_setup:
         os.sched_setaffinity(0, client_setup)
@@ -143,14 +146,14 @@ async def main() -> None:
 
     raise_nofile()
     for k in (int(n) for n in args.streams.split(",")):
-        print(f"\n{k:,} streams, one event a second each, {args.window:.0f} s window")
+        print(f"\n{k:,} streams, an event every {args.tick:g} s each, {args.window:.0f} s window")
         print("| server | opened | open rate | RSS KiB/stream | RSS MiB | threads | delivered | CPU µs/event | CPU |")
         print("|---|---|---|---|---|---|---|---|---|")
         for name in args.servers.split(","):
             if importlib.util.find_spec(COMMANDS[name][0]) is None:
                 print(f"| {name} | not installed |")
                 continue
-            print(await idle(name, k, args.window, args.core), flush=True)
+            print(await idle(name, k, args.window, args.tick, args.core), flush=True)
 
 
 if __name__ == "__main__":

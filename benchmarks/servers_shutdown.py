@@ -23,39 +23,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.serverprocess import FINALLY, ServerProcess
-from tests.support.servers import APP, CASES, Case, Certificate
+from tests.support.servers import APP, CASES, UVICORN, Case, Certificate, make_certificate
 
-UVICORN = ("uvicorn", APP, "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off")
 GUNICORN = ("gunicorn", APP, "--bind", "127.0.0.1:{port}", "--workers", "1")
-HYPERCORN_DEFAULT = ("hypercorn", APP, "-b", "127.0.0.1:{port}")
 ALL = {
-    "uvicorn http/1.1": Case("uvicorn", UVICORN, "Uvicorn running on"),
+    "uvicorn http/1.1": UVICORN,
     "gunicorn + uvicorn_worker.UvicornWorker": Case(
         "uvicorn_worker", (*GUNICORN, "-k", "uvicorn_worker.UvicornWorker"), "Booting worker"
     ),
     "gunicorn + dualstream.workers.UvicornWorker": Case(
         "uvicorn_worker", (*GUNICORN, "-k", "dualstream.workers.UvicornWorker"), "Booting worker"
     ),
-    "hypercorn default (worker process) http/1.1": Case("hypercorn", HYPERCORN_DEFAULT, "Running on"),
-    "hypercorn default h2 tls": Case(
-        "hypercorn", (*HYPERCORN_DEFAULT, "--certfile", "{cert}", "--keyfile", "{key}"), "Running on", True, True
-    ),
-    **{name.replace("hypercorn", "hypercorn -w 0"): case for name, case in CASES.items()},
+    **CASES,
 }
-
-
-def certificate(folder: Path) -> Certificate:
-    import ssl
-
-    import trustme
-
-    ca = trustme.CA()
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
-    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return Certificate(str(folder / "cert.pem"), str(folder / "key.pem"), context)
 
 
 def measure(case: Case, cert: Certificate, count: int) -> str:
@@ -143,7 +123,7 @@ def main() -> None:
         for worker in ("uvicorn_worker.UvicornWorker", "dualstream.workers.UvicornWorker"):
             print(f"| {worker} | {recycle(worker, args.streams)} |", flush=True)
         return
-    cert = certificate(Path(tempfile.mkdtemp()))
+    cert = make_certificate(Path(tempfile.mkdtemp()))
     print("| server, protocol | SIGTERM with", args.streams, "streams open |\n|---|---|")
     for name, case in ALL.items():
         if args.only not in name:

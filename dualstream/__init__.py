@@ -7,6 +7,7 @@ from .events import Event, Reconnect
 from .html import Fragment, Signals
 from .lifecycle import end_streams
 from .negotiation import Mode, NegotiationError
+from .pump import EndReason
 from .querysets import QuerySetView, aiterate
 from .renderers import Renderer
 from .resume import int_id
@@ -15,6 +16,7 @@ from .views import DualModeView
 
 __all__ = [
     "DualModeView",
+    "EndReason",
     "Event",
     "Fragment",
     "Mode",

@@ -47,3 +47,25 @@ def compact_dumps(encoder_class: type[json.JSONEncoder]) -> Dumps:
             raise
 
     return dumps
+
+
+_MARKER = "\0dualstream-items\0"
+
+
+def encode_document(dumps: Dumps, document: Any, items: list[Any]) -> str:
+    """``dumps(document)``, with ``items`` encoded one call per item where the document holds that list itself.
+
+    The same text as one call, cut into short calls: run in a thread, each call
+    gives the GIL back to the event loop, where one call over a large document
+    would keep it to the end. ``items`` is looked for at the document's top:
+    the document itself, or one of its values (``{"items": items}``); elsewhere
+    the document is encoded in one call.
+    """
+    if document is items:
+        opening, closing = "", ""
+    else:
+        keys = [key for key, value in document.items() if value is items] if isinstance(document, dict) else []
+        if not keys:
+            return dumps(document)
+        opening, _, closing = dumps({**document, keys[0]: [_MARKER]}).partition(dumps([_MARKER]))
+    return opening + "[" + ",".join([dumps(item) for item in items]) + "]" + closing

@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from .events import Event, check_field
+from .offload import request_thread_slots
 
 #: Datastar's element patch modes (``datastar_py.consts.ElementPatchMode``).
 PATCH_MODES = frozenset({"outer", "inner", "remove", "replace", "prepend", "append", "before", "after"})
@@ -105,8 +106,10 @@ async def render_fragment(
     Rendered in the request's own thread, as Django renders a sync view, so a
     lazy queryset in ``context`` is evaluated there: no ``SynchronousOnlyOperation``,
     and the connection it opens is the one Django closes at the request's end.
+    A few such steps run at once per event loop (``offload.REQUEST_THREAD_SLOTS``); more wait their turn.
     """
-    html = await sync_to_async(render_to_string, thread_sensitive=True)(template_name, context, request)
+    async with request_thread_slots():
+        html = await sync_to_async(render_to_string, thread_sensitive=True)(template_name, context, request)
     return Fragment(html, selector=selector, mode=mode, event=event, id=id)
 
 

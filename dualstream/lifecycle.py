@@ -14,9 +14,11 @@ offer a shutdown hook of their own.
 
 Under daphne, Twisted's reactor cancels every application and closes every
 connection as soon as it stops, whatever is still to be written: there the
-signal is passed on once the streams' last writes are out. Servers that stop
-without a signal (a worker at its request limit) are dualstream/servers.py's
-and dualstream/workers.py's.
+signal is passed on once the streams' last writes are out. A hypercorn
+worker process gets no signal: its main process sets an event, which
+dualstream/hypercorn_worker.py watches. Servers that stop without a signal
+(a worker at its request limit) are dualstream/servers.py's and
+dualstream/workers.py's.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from . import conf
-from .pump import SHUTDOWN, Pump
+from . import conf, hypercorn_worker
+from .pump import EndReason, Pump
 from .threads import in_request_task
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-SEND_GRACE = 2.0  # seconds a stopping server waits, at most, for the streams' last writes
+# Seconds a stopping server waits, at most, for the streams' last writes. Twisted's HTTP/2 writes one
+# frame per connection per turn of its loop: 1,000 streams on 10 connections took 1.3-2.0 s on a
+# loaded 2-core machine (tests/e2e/test_servers_idle.py), at the edge of the 2 s this was before.
+SEND_GRACE = 4.0
 _Handler = Callable[[int, FrameType | None], Any]
 
 
@@ -52,7 +57,7 @@ class Streams:
         return len(self._open)
 
     def add(self, pump: Pump) -> None:
-        """Hold ``pump``; called by the view, in the task of Django's handler that sends the response."""
+        """Hold ``pump``; called by ``respond.stream_response()``, in the task of Django's handler that sends the response."""
         task = asyncio.current_task() if in_request_task() else None
         with self._lock:
             self._open.add(pump)
@@ -69,15 +74,13 @@ class Streams:
         with self._lock:
             self._open.discard(pump)
 
-    def end_all(self, reason: str = SHUTDOWN) -> None:
+    def end_all(self, reason: EndReason = EndReason.SHUTDOWN) -> None:
         """Cut every open stream, from any thread; new streams are refused from now on."""
         self.stopping = True
         with self._lock:
             pumps = list(self._open)
         for pump in pumps:
-            loop = pump.loop
-            if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(pump.interrupt, reason)
+            pump.end(reason)
 
     async def sent(self, timeout: float) -> None:
         """Return once the streams on this loop have been handed to the server to the last byte.
@@ -91,7 +94,10 @@ class Streams:
             await asyncio.wait(tasks, timeout=timeout)
 
     def chain_shutdown_handlers(self) -> None:
-        """Put ``end_all()`` in front of the server's signal handlers, once, from the loop's main thread."""
+        """Put ``end_all()`` in front of the server's signal handlers, once, from the loop's main thread.
+
+        In a hypercorn worker process, which gets no signal, ``end_all()`` follows its main process's stop instead.
+        """
         if self._chained or threading.current_thread() is not threading.main_thread():
             return
         self._chained = True
@@ -102,6 +108,9 @@ class Streams:
             previous = signal.getsignal(signum)
             if callable(previous):  # a server's handler; SIG_DFL and SIG_IGN are left alone
                 signal.signal(signum, self._chained_handler(loop, previous))
+        event = hypercorn_worker.shutdown_event()
+        if event is not None:  # no signal reaches a hypercorn worker: its main process sets this
+            hypercorn_worker.watch(loop, event, lambda: self.end_all(EndReason.SHUTDOWN))
 
     async def _reactor_sent(self, reactor: Any) -> None:
         """The streams sent, then written out: Twisted's HTTP/2 writes one frame per reactor turn, each
@@ -118,7 +127,7 @@ class Streams:
 
             def handler(signum: int, frame: FrameType | None) -> Any:
                 if not loop.is_closed():
-                    loop.call_soon_threadsafe(self.end_all, SHUTDOWN)
+                    loop.call_soon_threadsafe(self.end_all, EndReason.SHUTDOWN)
                 return previous(signum, frame)
 
             return handler
@@ -127,7 +136,7 @@ class Streams:
         # "before shutdown" triggers are done, whatever is still queued: the streams' last writes were
         # lost (at 400 streams, all of them). So the reactor hears of the signal once they are out.
         def then_previous(signum: int) -> None:
-            self.end_all(SHUTDOWN)
+            self.end_all(EndReason.SHUTDOWN)
             done = asyncio.ensure_future(self._reactor_sent(reactor))
             done.add_done_callback(lambda _: previous(signum, None))
 
@@ -146,4 +155,4 @@ streams = Streams()
 
 def end_streams() -> None:
     """Cut every stream open in this process, as at shutdown; call it from a server's own shutdown hook."""
-    streams.end_all(SHUTDOWN)
+    streams.end_all(EndReason.SHUTDOWN)

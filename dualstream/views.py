@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-import logging
-import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import aclosing
 from functools import cached_property, update_wrapper
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.exceptions import BadRequest, ImproperlyConfigured
-from django.core.handlers.wsgi import WSGIRequest
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.decorators import classonlymethod
-from django.utils.log import log_response
 from django.views import View
 
 from .conf import Setting
 from .encoding import Dumps, compact_dumps
 from .errors import error_body, exception_body
 from .events import Event
-from .lifecycle import streams
 from .negotiation import Mode, NegotiationError, negotiate
-from .pump import CLIENT_GONE, HEAD, Pump, StreamEnd
 from .renderers import (
     COMPLETED_ID,
     DatastarRenderer,
@@ -39,17 +31,13 @@ from .renderers import (
     Renderer,
     SSERenderer,
 )
-from .responses import StreamResponse, WSGIBridge
+from .respond import exception_response, respond
 from .resume import MAX_EVENT_ID_LENGTH
-from .signals import stream_finished
-from .threads import in_request_task, producer_context, release_idle_thread
 
-logger = logging.getLogger("dualstream")
 #: The request headers an answer depends on: a cache must not give htmx's HTML or Datastar's events to others.
 VARY = ("Accept", "HX-Request", "Datastar-Request")
 #: Milliseconds htmx 4 is told to wait before reconnecting after a stream's end (it caps it at 60 s).
 HTMX_RETRY_AFTER_END = 60_000
-request_logger = logging.getLogger("django.request")
 
 
 def require_async_generator(cls: type, name: str, example: str) -> None:
@@ -135,7 +123,7 @@ class DualModeView(View):
         self.last_event_id = self.get_last_event_id()
         try:
             self.mode = self.get_mode()
-        except NegotiationError as exc:  # answered by respond(), as the view's own error
+        except NegotiationError as exc:  # answered by respond.respond(), as the view's own error
             self.mode, self._refusal = self._modes[0], exc
 
     # django-stubs types View's methods as sync only: an async view overrides them with coroutines.
@@ -146,13 +134,13 @@ class DualModeView(View):
         return response
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        return await self.respond(args, kwargs, head=False)
+        return await respond(self, args, kwargs, head=False)
 
     post = get
 
     async def head(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # The headers GET would send, from priming produce() only: an endless producer must not hold HEAD.
-        return await self.respond(args, kwargs, head=True)
+        return await respond(self, args, kwargs, head=True)
 
     async def http_method_not_allowed(  # type: ignore[override]
         self, request: HttpRequest, *args: Any, **kwargs: Any
@@ -234,144 +222,6 @@ class DualModeView(View):
         """Value -> compact JSON text, with the view's encoder."""
         return compact_dumps(self.json_encoder)
 
-    # Wiring ---------------------------------------------------------------------------------
-
-    async def respond(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, head: bool) -> HttpResponseBase:
-        if self._refusal is not None:
-            return self.error_response(*self.get_error_body(self._refusal))
-        renderer = self.get_renderer()
-        if renderer.completed(self.last_event_id):
-            return self.completed_response(renderer)
-        if self.mode is Mode.JSON and not self.batch_streaming:
-            if not head:
-                return await self.batch_response(self.produce(self.request, *args, **kwargs))
-            # HEAD of a buffered batch: nothing rendered is sent, and the view's document need not be one
-            # that can be streamed (ModelDetailView's is its one item), so the items are primed as a plain list.
-            renderer = JSONArrayRenderer(self.dumps)
-        if streams.stopping or (self.max_streams is not None and len(streams) >= self.max_streams):
-            return self.unavailable()
-
-        pump = self.pump = Pump(
-            self.produce(self.request, *args, **kwargs),
-            renderer,
-            keepalive=self.heartbeat,
-            buffer_size=self.buffer_size,
-            send_timeout=self.send_timeout,
-            max_duration=self.max_duration,
-            retry=self.reconnect_retry,
-            describe_error=self._stream_failed,
-            on_started=release_idle_thread if self.release_request_thread else None,
-            on_end=self._stream_ended,
-            context=producer_context(),
-        )
-        streams.add(pump)
-        # Under WSGI the loop running this view ends with it: the pump needs a loop that outlasts it.
-        wsgi = WSGIBridge(pump) if isinstance(self.request, WSGIRequest) else None
-        try:
-            if wsgi is not None:
-                await wsgi.run(pump.prime())
-            else:
-                streams.chain_shutdown_handlers()
-                if in_request_task():
-                    # This task sends the response: if it ends without having sent it (cancelled in a
-                    # middleware, say), nobody will; the pump is closed before the request finishes.
-                    task = asyncio.current_task()
-                    assert task is not None
-                    task.add_done_callback(_unsent(pump))
-                await pump.prime()
-        except BaseException as exc:
-            if wsgi is not None:
-                wsgi.close()
-            if not isinstance(exc, Exception):
-                raise  # a cancellation: prime() has closed the producer
-            return await self.exception_response(exc)
-        headers = dict(renderer.headers)
-        if head:
-            if wsgi is not None:
-                await wsgi.run(pump.aclose(HEAD))
-                wsgi.close()
-            else:
-                await pump.aclose(HEAD)
-            return HttpResponse(content_type=renderer.content_type, headers=headers)
-        # Any Content-Encoding makes GZipMiddleware keep off: it would compress each chunk apart.
-        headers["Content-Encoding"] = "identity"
-        return StreamResponse(pump, wsgi=wsgi, content_type=renderer.content_type, headers=headers)
-
-    async def batch_response(self, items: AsyncGenerator[Any, None]) -> HttpResponse:
-        limit = self.max_batch_items
-        try:
-            data: list[Any] = []
-            async with aclosing(items):
-                async for item in items:
-                    if limit is not None and len(data) >= limit:
-                        raise BadRequest(
-                            f"This answer has more than {limit} items: ask for a stream instead "
-                            "(?stream=true, ?format=ndjson or Accept: text/event-stream)."
-                        )
-                    data.append(item.data if isinstance(item, Event) else item)  # data_of(), inline: once per row
-            content = self.dumps(self.get_batch_document(data)).encode()
-        except Exception as exc:
-            return await self.exception_response(exc)
-        return HttpResponse(content, content_type="application/json")
-
-    def unavailable(self) -> HttpResponse:
-        """503 with ``Retry-After``: the server is stopping, or ``max_streams`` are open."""
-        message = "The server is shutting down." if streams.stopping else "Too many open streams; retry later."
-        response = self.error_response(503, error_body(503, message))
-        response["Retry-After"] = str(max(1, math.ceil(self.reconnect_retry / 1000)))
-        return response
-
-    async def exception_response(self, exc: Exception) -> HttpResponse:
-        """An ordinary HTTP error for a failure before anything was sent, logged once as Django would.
-
-        The client's errors (4xx) are warnings without a traceback; a server error (5xx) carries one.
-        """
-        status, body = self.get_error_body(exc)
-        response = self.error_response(status, body)
-        await sync_to_async(log_response, thread_sensitive=False)(
-            "%s: %s",
-            response.reason_phrase,
-            self.request.path,
-            response=response,
-            request=self.request,
-            exception=exc if status >= 500 else None,
-        )
-        return response
-
-    async def _stream_failed(self, exc: Exception) -> dict[str, Any]:
-        """Log a failure after the response started (before it, ``exception_response()`` does); the client's body."""
-        status, body = self.get_error_body(exc)
-        await sync_to_async(request_logger.error, thread_sensitive=False)(
-            "Error while streaming: %s",
-            self.request.path,
-            exc_info=exc,
-            extra={"status_code": status, "request": self.request},
-        )
-        return body
-
-    async def _stream_ended(self, end: StreamEnd) -> None:
-        streams.discard(self.pump)
-        request = self.request
-        logger.info(
-            "Stream ended (%s): %s, %d items in %.3f s",
-            end.reason,
-            request.path,
-            end.items,
-            end.duration,
-            extra={"reason": end.reason, "items": end.items, "duration": end.duration, "request": request},
-        )
-        await stream_finished.asend(
-            type(self), request=request, reason=end.reason, items=end.items, duration=end.duration, error=end.error
-        )
-
-
-def _unsent(pump: Pump) -> Callable[[asyncio.Task[Any]], None]:
-    def close_if_unsent(task: asyncio.Task[Any]) -> None:
-        if not (pump.iterated or pump.done):
-            pump.interrupt(CLIENT_GONE)
-
-    return close_if_unsent
-
 
 def _with_sync_dispatch(
     cls: type[DualModeView], view: Callable[..., Any], initkwargs: dict[str, Any]
@@ -391,7 +241,7 @@ def _with_sync_dispatch(
         try:
             result: object = await sync_to_async(self.dispatch)(request, *args, **kwargs)
         except Exception as exc:
-            refusal = await self.exception_response(exc)
+            refusal = await exception_response(self, exc)
             patch_vary_headers(refusal, VARY)
             return refusal
         if inspect.isawaitable(result):  # the mixin let the request through to DualModeView.dispatch()

@@ -18,7 +18,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.test import override_settings
 
-from tests.support import registries
+from tests.support import llm_views, registries
 from tests.support.broadcast import REDIS_URL, broadcast_settings, drop_run_keys, redis_reason
 from tests.support.broadcast_proxy import Proxy
 from tests.support.threadserver import serve
@@ -89,3 +89,11 @@ def proxy() -> Iterator[Proxy]:
     p = Proxy((parts.hostname or "127.0.0.1", parts.port or 6379))
     yield p
     p.close()
+
+
+@pytest.fixture
+def counted() -> Iterator[list[tuple[str, bool]]]:
+    """Where the counting chat model counts each prompt during the test (tests/support/llm_views.py)."""
+    llm_views.COUNTED_IN.clear()
+    yield llm_views.COUNTED_IN
+    llm_views.COUNTED_IN.clear()

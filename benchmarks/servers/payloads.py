@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 DEFAULT_N = 1000
 #: The longest stream any endpoint will produce: bounded, so that nothing runs forever.
 MAX_N = 1_000_000
-TICK_SECONDS = 1.0
+TICK_SECONDS = float(os.environ.get("BENCH_TICK_SECONDS", "1.0"))  # benchmarks/servers_idle.py --tick sets it
 _PAD = "lorem ipsum dolor sit amet " * 10  # 270 characters
 
 

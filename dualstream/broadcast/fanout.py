@@ -1,4 +1,9 @@
-"""The in-process fan-out: each delivery handed to every subscriber of its topic, on every event loop."""
+"""The in-process fan-out: each delivery handed to every subscriber of its topic, on every event loop.
+
+The fan-out owns this process's backend: it asks it to follow and unfollow
+topics, and the backend hands what it reads to ``Fanout.deliver()``, its one
+callback (``Backend.deliver``), from whichever thread it reads in.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import TYPE_CHECKING
 from .errors import SubscriptionOverflow
 
 if TYPE_CHECKING:
-    from .backends.base import Backend, Item
+    from .backends.base import Backend, Delivery, Item
 
 
 class Inbox:
@@ -68,16 +73,17 @@ class Fanout:
     """
 
     def __init__(self, backend: Backend) -> None:
-        self._backend = backend
+        self.backend = backend
         self._lock = threading.Lock()
         self._topics: dict[str, _Topic] = {}
+        backend.deliver = self.deliver
 
     def attach(self, topic: str, inbox: Inbox) -> concurrent.futures.Future[None]:
         """Register ``inbox`` (from its loop's thread); the future resolves when the topic is followed."""
         with self._lock:
             state = self._topics.get(topic)
             if state is None:
-                state = self._topics[topic] = _Topic(self._backend.follow(topic))
+                state = self._topics[topic] = _Topic(self.backend.follow(topic))
             state.count += 1
             state.loops.setdefault(inbox.loop, set()).add(inbox)
             return state.ready
@@ -98,10 +104,13 @@ class Fanout:
                 return
             del self._topics[topic]
             state.ready.cancel()
-        self._backend.unfollow(topic)
+        self.backend.unfollow(topic)
 
-    def deliver(self, topic: str, items: list[Item]) -> None:
-        """Hand ``items`` (in id order) to every subscriber of ``topic`` in this process; any thread."""
+    def deliver(self, topic: str, delivery: Delivery) -> None:
+        """Hand ``delivery`` to every subscriber of ``topic`` in this process, from any thread: the backend's callback.
+
+        New items, in id order; or an error that ends each subscriber's stream (the engine stayed away too long).
+        """
         with self._lock:
             state = self._topics.get(topic)
             if state is None:
@@ -109,36 +118,23 @@ class Fanout:
             targets = list(state.loops.items())
         for loop, inboxes in targets:
             try:
-                loop.call_soon_threadsafe(self._push, topic, inboxes, items)
+                loop.call_soon_threadsafe(self._push, topic, inboxes, delivery)
             except RuntimeError:  # that loop is closed: its subscribers are gone
                 for inbox in list(inboxes):
                     self.detach(topic, inbox)
-
-    def fail_all(self, error: BaseException) -> None:
-        """End every subscriber's stream with ``error`` (the engine stayed away too long)."""
-        with self._lock:
-            targets = [(loop, inboxes) for state in self._topics.values() for loop, inboxes in state.loops.items()]
-        for loop, inboxes in targets:
-            try:
-                loop.call_soon_threadsafe(_fail, inboxes, error)
-            except RuntimeError:
-                pass
 
     def topics(self) -> Iterable[str]:
         with self._lock:
             return list(self._topics)
 
-    def _push(self, topic: str, inboxes: set[Inbox], items: list[Item]) -> None:
+    def _push(self, topic: str, inboxes: set[Inbox], delivery: Delivery) -> None:
         dropped = []
-        for inbox in inboxes:
+        for inbox in list(inboxes):
             if inbox.closed:
                 dropped.append(inbox)
+            elif isinstance(delivery, BaseException):
+                inbox.fail(delivery)
             else:
-                inbox.push(items)
+                inbox.push(delivery)
         for inbox in dropped:  # subscriptions dropped without being closed (see Subscription.__del__)
             self.detach(topic, inbox)
-
-
-def _fail(inboxes: set[Inbox], error: BaseException) -> None:
-    for inbox in list(inboxes):
-        inbox.fail(error)

@@ -11,7 +11,8 @@ from types import TracebackType
 from typing import Self
 
 from ..events import Event
-from .backends import RESET, Backend, Inbox, Item, Key, get_backend, reset_event
+from ..pump import parked
+from .backends import RESET, Fanout, Inbox, Item, Key, get_fanout, reset_event
 from .conf import options
 from .errors import BroadcastUnavailable
 from .topics import check_topic
@@ -35,11 +36,11 @@ def subscribe(topic: str, *, last_event_id: str | None = None, recent: int = 0) 
 class Subscription:
     """An async iterator of ``Event``; joins the topic on the first ``__anext__``."""
 
-    def __init__(self, topic: str, *, last_event_id: str | None, recent: int, backend: Backend | None = None) -> None:
+    def __init__(self, topic: str, *, last_event_id: str | None, recent: int) -> None:
         self.topic = topic
         self.last_event_id = last_event_id
         self.recent = recent
-        self._backend = backend
+        self._fanout: Fanout | None = None
         self._inbox: Inbox | None = None
         self._pending: list[Item] = []  # fetched by replay, not yet yielded
         self._replay_after: str | None = None  # the next replay page starts after this id
@@ -70,12 +71,12 @@ class Subscription:
     def __del__(self) -> None:
         # Dropped without close() (``async for`` over it in a cancelled producer): leave the topic from the
         # subscriber's loop, where its inbox belongs; deliveries skip it meanwhile.
-        inbox, backend = self._inbox, self._backend
-        if inbox is None or backend is None:
+        inbox, fanout = self._inbox, self._fanout
+        if inbox is None or fanout is None:
             return
         inbox.closed = True
         try:
-            inbox.loop.call_soon_threadsafe(backend.fanout.detach, self.topic, inbox)
+            inbox.loop.call_soon_threadsafe(fanout.detach, self.topic, inbox)
         except RuntimeError:  # its loop is closed
             pass
 
@@ -102,7 +103,9 @@ class Subscription:
                     continue
                 waiter = inbox.waiter = inbox.loop.create_future()
                 try:
-                    await waiter
+                    # In a stream, the request's thread may be given back here (dualstream/threads.py): it wakes
+                    # the waiter early, and the loop waits again.
+                    await parked(waiter)
                 finally:
                     inbox.waiter = None
         except asyncio.CancelledError:
@@ -120,16 +123,16 @@ class Subscription:
 
     def _leave(self) -> None:
         inbox, self._inbox = self._inbox, None
-        if inbox is not None and self._backend is not None:
-            self._backend.fanout.detach(self.topic, inbox)
+        if inbox is not None and self._fanout is not None:
+            self._fanout.detach(self.topic, inbox)
         self._joined = False
         self._pending, self._replay_after, self._last = [], None, None
 
     async def _join(self) -> Event | None:
-        backend = self._backend = self._backend or get_backend()
+        fanout = self._fanout = self._fanout or get_fanout()
         opts = options()
         self._inbox = Inbox(asyncio.get_running_loop(), int(opts["BUFFER"]))
-        ready = backend.fanout.attach(self.topic, self._inbox)
+        ready = fanout.attach(self.topic, self._inbox)
         try:
             # Shielded: the future is shared by every subscriber of the topic in this process. asyncio.timeout(),
             # not wait_for(): on Python 3.11, wait_for can swallow a cancellation that arrives as it completes.
@@ -145,19 +148,20 @@ class Subscription:
             if not await self._read_page():
                 return reset_event(self.topic)
         elif self.recent > 0:
-            self._take(await backend.history(self.topic, self.recent))
+            self._take(await fanout.backend.history(self.topic, self.recent))
         return None
 
     async def _read_page(self) -> bool:
         """Fetch the next replay page; False if the replay point is not in the topic any more."""
-        assert self._backend is not None and self._replay_after is not None
+        assert self._fanout is not None and self._replay_after is not None
         after = self._replay_after
-        found = await self._backend.read_after(self.topic, after, REPLAY_PAGE)
+        backend = self._fanout.backend
+        found = await backend.read_after(self.topic, after, REPLAY_PAGE)
         if found is None:
             self._replay_after = None
             return False
         page, self._replay_after = found
-        self._last = self._backend.parse_id(after)  # a live event published before we joined is not news
+        self._last = backend.parse_id(after)  # a live event published before we joined is not news
         self._take(page)
         return True
 

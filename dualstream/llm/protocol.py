@@ -177,6 +177,21 @@ def message_text(message: Mapping[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
+#: Characters ``word_count()`` splits at a time: about half a millisecond of ``str.split()`` each.
+WORD_COUNT_SLICE = 64 * 1024
+
+
+def word_count(text: str, slice_size: int = WORD_COUNT_SLICE) -> int:
+    """``len(text.split())``, a slice at a time: one ``split()`` over megabytes keeps the GIL for tens of ms."""
+    count = 0
+    for start in range(0, len(text), slice_size):
+        piece = text[start : start + slice_size]
+        count += len(piece.split())
+        if start and not piece[0].isspace() and not text[start - 1].isspace():
+            count -= 1  # a word the slices' boundary cuts in two was counted in each
+    return count
+
+
 @dataclass(frozen=True, slots=True)
 class Delta:
     """What ``generate()`` yields when a text token is not enough.

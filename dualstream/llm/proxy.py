@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.decorators import classonlymethod
 
 from ..conf import Setting
+from ..encoding import encode_document
+from ..offload import offload_if
 from .conf import LLM
 from .protocol import ChatRequest, Delta, LLMError, Usage
 from .views import ChatCompletionView
@@ -92,11 +94,15 @@ class ChatCompletionProxyView(ChatCompletionView):
         if not self.upstream_url:
             raise ImproperlyConfigured("Set DUALSTREAM['LLM']['UPSTREAM_URL'] or the view's upstream_url.")
         url = self.upstream_url.rstrip("/") + "/chat/completions"
-        headers = {"Authorization": f"Bearer {self.upstream_api_key}"} if self.upstream_api_key else {}
+        headers = {"Content-Type": "application/json"}
+        if self.upstream_api_key:
+            headers["Authorization"] = f"Bearer {self.upstream_api_key}"
+        body = self.get_upstream_body(chat)
+        content = await offload_if(self._large, upstream_content, body, chat.messages)
         try:
             async with (
                 httpx.AsyncClient(timeout=self.upstream_timeout) as client,
-                client.stream("POST", url, json=self.get_upstream_body(chat), headers=headers) as response,
+                client.stream("POST", url, content=content, headers=headers) as response,
             ):
                 if response.status_code != 200:
                     raise upstream_error(response.status_code, (await response.aread()).decode(errors="replace"))
@@ -109,6 +115,14 @@ class ChatCompletionProxyView(ChatCompletionView):
             raise LLMError(504, "The upstream API did not answer in time.") from exc
         except httpx.HTTPError as exc:
             raise LLMError(502, "The upstream API could not be reached.") from exc
+
+
+_UPSTREAM_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def upstream_content(body: Mapping[str, Any], messages: list[Any]) -> bytes:
+    """The upstream request's JSON, as httpx's ``json=`` writes it, each of ``messages`` encoded by a call of its own."""
+    return encode_document(_UPSTREAM_JSON.encode, body, messages).encode()
 
 
 def upstream_error(status: int, text: str) -> LLMError:

@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..conf import Setting
 from ..negotiation import Mode
+from ..offload import offload, offload_if
 from ..views import DualModeView, require_async_generator
 from .conf import LLM
 from .protocol import (
@@ -29,7 +30,13 @@ from .protocol import (
     completion_from_chunks,
     message_text,
     model_not_found,
+    word_count,
 )
+
+#: Bodies from this size on are parsed, and their prompt counted, in the CPU pool (``dualstream.offload``).
+#: At 64 KiB both cost 1.5 ms on the loop for a body of many short messages, the slowest shape per byte
+#: (0.25 ms for one long message); a hop to the pool costs 50 us (docs/performance.md, "Loop stalls").
+OFFLOAD_BODY_SIZE = 64 * 1024
 
 
 def bearer_token(request: HttpRequest) -> str | None:
@@ -135,6 +142,7 @@ class ChatCompletionView(OpenAIView):
     """
 
     http_method_names = ["post", "options"]
+    _chat_error: Exception | None = None
     #: The model names served; asking for another is a 404. Empty: any name.
     models: Collection[str] = ()
 
@@ -148,25 +156,61 @@ class ChatCompletionView(OpenAIView):
     @cached_property
     def chat(self) -> ChatRequest:
         """The request body, validated: raises ``LLMError`` (400)."""
+        if self._chat_error is not None:
+            raise self._chat_error
+        return self._parse()
+
+    def _parse(self) -> ChatRequest:
+        return ChatRequest.parse(self._body())
+
+    def _body(self) -> bytes:
         try:
-            raw = self.request.body
+            return self.request.body
         except RawPostDataException:  # a form body that the CSRF check read: it is not JSON either
             raise LLMError(400, "The request body is not valid JSON.", code="invalid_json") from None
-        return ChatRequest.parse(raw)
+
+    @cached_property
+    def _large(self) -> bool:
+        """Whether the body is large enough for its reading, parsing and counting to go to the CPU pool."""
+        declared = self.request.META.get("CONTENT_LENGTH") or ""
+        if declared.isdigit():  # known without reading the body (which may be in a temporary file)
+            return int(declared) >= OFFLOAD_BODY_SIZE
+        try:
+            return len(self._body()) >= OFFLOAD_BODY_SIZE
+        except (LLMError, SuspiciousOperation):
+            return False
 
     def get_mode(self) -> Mode:
-        """The body's ``"stream"`` decides, as OpenAI clients expect; without it, the usual negotiation."""
+        """The body's ``"stream"`` decides, as OpenAI clients expect; without it, the usual negotiation.
+
+        A large body is parsed later, off the event loop (``post()``), and its ``"stream"`` applied then.
+        """
         try:
-            stream = self.chat.stream
+            stream = None if self._large else self.chat.stream
         except (LLMError, SuspiciousOperation):  # a bad or too big body: produce() meets it again and reports it
             stream = None
         if stream is None:
             return super().get_mode()
         return Mode.SSE if stream else Mode.JSON
 
+    async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if self._large and "chat" not in self.__dict__:  # after the key check: nobody else's body is parsed
+            try:
+                self.chat = await offload(self._parse)
+            except (LLMError, SuspiciousOperation) as exc:
+                self._chat_error = exc  # produce() meets it and reports it, with nothing parsed again
+            else:
+                if self.chat.stream is not None:  # as get_mode() would have decided: the body wins
+                    self.mode, self._refusal = (Mode.SSE if self.chat.stream else Mode.JSON), None
+        return await super().post(request, *args, **kwargs)
+
     def count_prompt_tokens(self, chat: ChatRequest) -> int:
-        """The prompt's size for the default usage: words, unless overridden with a real tokenizer."""
-        return sum(len(message_text(message).split()) for message in chat.messages)
+        """The prompt's size for the default usage: words, unless overridden with a real tokenizer.
+
+        Runs in the CPU pool (``dualstream.offload``) for a body of ``OFFLOAD_BODY_SIZE`` or more:
+        no database access here.
+        """
+        return sum(word_count(message_text(message)) for message in chat.messages)
 
     async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncGenerator[dict[str, Any], None]:
         chat = self.chat
@@ -198,7 +242,9 @@ class ChatCompletionView(OpenAIView):
             yield completion.chunk({"role": "assistant"})
         yield completion.chunk({}, finish_reason)
         if chat.include_usage or not self.mode.streams:
-            yield completion.usage_chunk(usage or Usage(self.count_prompt_tokens(chat), tokens))
+            if usage is None:
+                usage = Usage(await offload_if(self._large, self.count_prompt_tokens, chat), tokens)
+            yield completion.usage_chunk(usage)
 
     def get_batch_document(self, items: list[Any]) -> Any:
         return completion_from_chunks(items)

@@ -15,6 +15,8 @@ from django.views.generic import TemplateView
 from dualstream.broadcast import TopicView, apublish
 
 TOPIC = "demo-activity"
+#: Bytes a publish may have: who (40 characters) and text (280), even written as \uXXXX escapes, fit.
+MAX_BODY = 8 * 1024
 
 
 @method_decorator(ensure_csrf_cookie, name="dispatch")  # the page's script sends the token back on each POST
@@ -34,6 +36,8 @@ class ActivityPublish(View):
     """POST ``{"who", "text"}`` (CSRF-protected like any Django form): published to every tab, on every worker."""
 
     async def post(self, request: HttpRequest) -> JsonResponse:
+        if len(request.body) > MAX_BODY:  # parsed on the event loop: megabytes of JSON would stall it
+            raise BadRequest(f"Send at most {MAX_BODY} bytes.")
         try:
             body = json.loads(request.body)
             who, text = str(body["who"])[:40], str(body["text"])[:280]

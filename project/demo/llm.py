@@ -22,6 +22,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
 from dualstream.llm import ChatCompletionView, ChatRequest, message_text
+from dualstream.llm.views import OFFLOAD_BODY_SIZE
+from dualstream.offload import offload_if
 
 MODEL = "dualstream-demo"
 
@@ -157,17 +159,27 @@ _CLOSINGS = (
 
 
 def reply(messages: Sequence[dict[str, Any]]) -> str:
-    """The demo's answer to a conversation: three sentences about the last user message's key words."""
+    """The demo's answer to a conversation: three sentences about the last user message's key words.
+
+    Its cost grows with the conversation (it is hashed whole): ``DemoChatView`` runs it off the event loop
+    for a large one. Each step is a short call into C, so that, in a thread, the loop gets the GIL back between them.
+    """
     prompt = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
-    keywords: dict[str, str] = {}  # lower case -> as first written
-    for word in re.findall(r"[A-Za-z][A-Za-z'-]*", prompt):
+    keywords: dict[str, str] = {}  # lower case -> as first written; the first three are all it uses
+    for match in _WORD.finditer(prompt):
+        word = match.group()
         if len(word) > 2 and word.lower() not in _STOPWORDS:
             keywords.setdefault(word.lower(), word)
-    topic = _join(list(keywords.values())[:3]) or "your message"
+            if len(keywords) == 3:
+                break
+    topic = _join(list(keywords.values())) or "your message"
     a, b = [*keywords.values(), "the details", "the context"][:2]
-    # A stable seed: Python's hash() of a str changes from one process to the next.
-    conversation = json.dumps([(m.get("role"), message_text(m)) for m in messages])
-    rng = random.Random(hashlib.sha256(conversation.encode()).digest())
+    # A stable seed: Python's hash() of a str changes from one process to the next. The JSON text of the
+    # conversation, hashed as the pure-Python encoder yields it: a string at a time, not in one long call.
+    seed = hashlib.sha256()
+    for chunk in _SEED_JSON.iterencode([(m.get("role"), message_text(m)) for m in messages]):
+        seed.update(chunk.encode())
+    rng = random.Random(seed.digest())
     return " ".join(
         (
             rng.choice(_OPENINGS).format(topic=topic, Topic=topic[:1].upper() + topic[1:]),
@@ -175,6 +187,10 @@ def reply(messages: Sequence[dict[str, Any]]) -> str:
             rng.choice(_CLOSINGS),
         )
     )
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+_SEED_JSON = json.JSONEncoder()
 
 
 def _join(words: Sequence[str]) -> str:
@@ -195,7 +211,9 @@ class DemoChatView(ChatCompletionView):
 
     async def generate(self, chat: ChatRequest) -> AsyncGenerator[str, None]:
         delay = settings.DEMO_LLM_TOKEN_DELAY if self.token_delay is None else self.token_delay
-        for token in tokens(reply(chat.messages)):
+        large = len(self.request.body) >= OFFLOAD_BODY_SIZE  # the library's rule for parsing it
+        text = await offload_if(large, reply, chat.messages)
+        for token in tokens(text):
             await asyncio.sleep(delay)
             yield token
 

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.servers import Certificate, make_certificate
+
 
 @pytest.fixture
 def http(live_url: str) -> Iterator[httpx.Client]:
@@ -28,3 +30,10 @@ def server_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[logging
 def fast_demo_model(settings: Any) -> None:
     """The demo model's words without the pause that makes streaming visible to a person."""
     settings.DEMO_LLM_TOKEN_DELAY = 0.002
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed CA and a certificate for localhost and 127.0.0.1, made for this run (the server tests')."""
+    pytest.importorskip("trustme", reason="trustme makes the test certificates")
+    return make_certificate(tmp_path_factory.mktemp("tls"))

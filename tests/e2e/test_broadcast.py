@@ -17,7 +17,7 @@ from dualstream.broadcast import (
     publish,
     subscribe,
 )
-from dualstream.broadcast.backends import get_backend
+from dualstream.broadcast.backends import get_fanout
 from tests.support.broadcast import (
     TOPIC_URLS,
     broadcast_settings,
@@ -89,7 +89,7 @@ def test_topic_view_batch_ndjson_and_sse_replay(engine: str, live_url: str) -> N
         ]  # fmt: skip
         with httpx.stream("GET", f"{live_url}/topic/view/?format=ndjson&lastEventId={ids[2]}", timeout=10) as r:
             assert json.loads(next(r.iter_lines())) == {"n": 3}
-        wait_for(lambda: get_backend().fanout.topics() == [])  # both streams left the topic
+        wait_for(lambda: get_fanout().topics() == [])  # both streams left the topic
 
 
 @pytest.mark.django_db(transaction=True)
@@ -104,7 +104,7 @@ def test_custom_producer_finally_runs_on_disconnect(engine: str, live_url: str) 
             assert next(events)["event"] == "reset"
             assert not finished.is_set()  # the stream is endless: only the client's leaving ends it
         assert finished.wait(10)
-        wait_for(lambda: get_backend().fanout.topics() == [])
+        wait_for(lambda: get_fanout().topics() == [])
 
 
 def send_buffer_max() -> int:

@@ -21,7 +21,7 @@ from django.test import override_settings
 
 from dualstream import Event
 from dualstream.broadcast import BroadcastUnavailable, apublish, history, subscribe
-from dualstream.broadcast.backends import get_backend
+from dualstream.broadcast.backends import get_backend, get_fanout
 from dualstream.broadcast.backends.redis import STALL
 from tests.support.broadcast import (
     REDIS_URL,
@@ -325,7 +325,7 @@ def test_a_cancellation_that_arrives_as_the_join_completes_is_not_lost() -> None
         loop = asyncio.get_running_loop()
         subs = [subscribe("edge") for _ in range(10)]
         tasks = [asyncio.ensure_future(sub.__anext__()) for sub in subs]
-        fanout = get_backend().fanout
+        fanout = get_fanout()
         while "edge" not in fanout.topics():
             await asyncio.sleep(0)
         ready = fanout._topics["edge"].ready  # the join every subscriber of the topic waits for

@@ -196,7 +196,7 @@ def test_a_worker_at_its_request_limit_ends_its_streams_exits_and_is_replaced(st
             assert time.monotonic() < deadline, f"{streams.open} streams open; log:\n" + "\n".join(running.lines)
             answers.append(plain_request(port))
         assert set(answers) == {b"HTTP/1.1 200 OK"}
-        decisions = running.arrivals("Maximum request limit")
+        decisions = running.stamps("Maximum request limit")
         for tail, ended_at in streams.results():
             assert b"retry: 1000\n" in tail and tail.endswith(b"0\r\n\r\n"), tail
             assert b"event: done" not in tail
@@ -236,7 +236,7 @@ class ReadingStreams:
                 if not chunk:
                     selector.unregister(sock)
                     sock.close()
-                    self.ends[sock] = time.monotonic()
+                    self.ends[sock] = time.time()  # the clock of the workers' log lines
 
     def results(self) -> list[tuple[bytes, float]]:
         """What each stream received and when it ended, once all have."""

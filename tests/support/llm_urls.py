@@ -27,4 +27,5 @@ urlpatterns = [
     path("proxy/v1/models", ModelListView.as_view(api_keys=[PROXY_KEY], models=PROXY_MODELS)),
     path("upstream/<str:script>/v1/chat/completions", csrf_exempt(llm_views.scripted_upstream)),
     path("data-only/", llm_views.DataOnlyView.as_view()),
+    path("counting/v1/chat/completions", llm_views.ThreadRecordingChatView.as_view()),
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
+import time
 from collections.abc import AsyncGenerator
 
 from django.http import HttpRequest, HttpResponse
@@ -104,3 +106,26 @@ async def scripted_upstream(request: HttpRequest, script: str) -> HttpResponse:
         return HttpResponse(_sse(_chunk(json.dumps(sent)), "[DONE]"), content_type="text/event-stream")
     status, content_type, body = UPSTREAM_SCRIPTS[script]
     return HttpResponse(body, status=status, content_type=content_type)
+
+
+#: Where each ``ThreadRecordingChatView.count_prompt_tokens()`` ran: (thread name, whether a loop runs there).
+COUNTED_IN: list[tuple[str, bool]] = []
+
+
+class ThreadRecordingChatView(ScriptedChatView):
+    """``ScriptedChatView`` noting where it counts the prompt; ``"busy"`` in the body: counting takes that many seconds."""
+
+    def count_prompt_tokens(self, chat: ChatRequest) -> int:
+        COUNTED_IN.append((threading.current_thread().name, asyncio_running()))
+        end = time.perf_counter() + chat.body.get("busy", 0)
+        while time.perf_counter() < end:  # Python code, as a tokenizer's: the GIL is given back between bytecodes
+            pass
+        return super().count_prompt_tokens(chat)
+
+
+def asyncio_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

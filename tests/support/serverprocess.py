@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -52,7 +54,6 @@ class ServerProcess:
 
     def __init__(self, command: list[str], ready: str, env: dict[str, str]) -> None:
         self.lines: list[str] = []
-        self.times: list[float] = []  # when each line arrived (time.monotonic())
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
             command,
@@ -62,6 +63,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,  # some servers log to stdout
             text=True,
+            start_new_session=True,  # a process group of its own, which kill() ends whole
         )
         threading.Thread(target=self._collect, daemon=True).start()
         self.wait_for(lambda: any(ready in line for line in self.lines), 30, f"the server never logged {ready!r}")
@@ -71,7 +73,6 @@ class ServerProcess:
         for line in self.process.stdout:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
-                self.times.append(time.monotonic())
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
@@ -89,19 +90,25 @@ class ServerProcess:
         with self._changed:
             return sum(line.count(text) for line in self.lines)  # workers' lines may interleave
 
-    def arrivals(self, text: str) -> list[float]:
-        """When each line containing ``text`` arrived."""
+    def stamps(self, text: str) -> list[float]:
+        """The server's own time (``time.time()``) on each line ``<seconds> <text>`` it wrote.
+
+        Not when the line got here: under load the thread reading the log reached a
+        worker's "stopping" after the ends of the streams that the stop had caused.
+        """
+        pattern = re.compile(rf"(\d+\.\d+) {re.escape(text)}")
         with self._changed:
-            return [at for line, at in zip(self.lines, self.times, strict=True) if text in line]
+            return [float(at) for line in self.lines for at in pattern.findall(line)]
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL to the server and its workers: granian's and hypercorn's outlive a killed main process."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
 
-def environment() -> dict[str, str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.shutdown_settings", "PYTHONUNBUFFERED": "1"}
+def environment(settings: str = "tests.support.shutdown_settings") -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONUNBUFFERED": "1"}
     env.pop("TEST_POSTGRES_URL", None)
     return env
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,12 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from dualstream import DualModeView, Event
+from tests.support.serverprocess import FINALLY
+
+
+def finally_ran() -> None:
+    """Tell the test, with this process's clock: one write, as worker processes share the pipe."""
+    sys.stderr.write(f"{time.time():.6f} {FINALLY}\n")
 
 
 class Endless(DualModeView):
@@ -28,7 +35,7 @@ class Endless(DualModeView):
                 n += 1
                 await asyncio.sleep(1.0)
         finally:
-            sys.stderr.write("producer finally ran\n")  # one write: worker processes share the pipe
+            finally_ran()
 
 
 class Ticks(DualModeView):
@@ -42,7 +49,7 @@ class Ticks(DualModeView):
                 n += 1
                 await asyncio.sleep(0.1)
         finally:
-            sys.stderr.write("producer finally ran\n")
+            finally_ran()
 
 
 class Quiet(DualModeView):
@@ -53,7 +60,7 @@ class Quiet(DualModeView):
             yield {"n": 0}
             await asyncio.Event().wait()
         finally:
-            sys.stderr.write("producer finally ran\n")
+            finally_ran()
 
 
 def plain(request: HttpRequest) -> HttpResponse:
@@ -65,5 +72,6 @@ urlpatterns = [
     path("endless/", Endless.as_view(heartbeat=5.0)),
     path("ticks/", Ticks.as_view()),
     path("quiet/", Quiet.as_view(heartbeat=0.1)),
+    path("idle/", Quiet.as_view(heartbeat=0.5)),  # a thousand at once: 2,000 keep-alives a second
     path("plain/", plain),
 ]

@@ -23,7 +23,7 @@ from django.urls import path
 import dualstream
 from dualstream import DualModeView
 from dualstream.broadcast import TopicView, apublish
-from dualstream.broadcast.backends import get_backend
+from dualstream.broadcast.backends import get_fanout
 from project.demo.exports import ReadingExport
 
 
@@ -168,7 +168,7 @@ async def report(request: HttpRequest) -> JsonResponse:
             "finished": tally.finished,
             "tasks": len(asyncio.all_tasks()),
             "threads": threading.active_count(),
-            "topics": len(get_backend().fanout.topics()),  # topics this process still follows
+            "topics": len(get_fanout().topics()),  # topics this process still follows
             "now": time.monotonic(),
             "probe": asdict(probe) if probe else None,
             "dualstream": dualstream.__file__,

@@ -16,6 +16,7 @@ import selectors
 import socket
 import ssl
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import h2.config
@@ -37,15 +38,34 @@ class Stream:
     arrivals: list[float] = field(default_factory=list)  # when each piece came (time.monotonic())
 
 
-def wait_readable(sockets: list[socket.socket], timeout: float) -> list[socket.socket]:
-    """Those of ``sockets`` that have something to read (TLS: already decrypted counts), within ``timeout``."""
-    ready = [sock for sock in sockets if isinstance(sock, ssl.SSLSocket) and sock.pending()]
-    if ready:
-        return ready
+def read_until(clients: Sequence[H1Client | H2Client], condition: Callable[[], bool], timeout: float) -> bool:
+    """Read every client's sockets until ``condition()`` holds (True), or ``timeout`` passes or all close (False).
+
+    One selector for the whole call: a thousand streams are not registered again for each read.
+    """
+    deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
-        for sock in sockets:
-            selector.register(sock, selectors.EVENT_READ)
-        return [key.fileobj for key, _ in selector.select(timeout)]  # type: ignore[misc]
+        tls: list[tuple[ssl.SSLSocket, H1Client | H2Client]] = []
+        for client in clients:
+            for sock in client.sockets():
+                selector.register(sock, selectors.EVENT_READ, client)
+                if isinstance(sock, ssl.SSLSocket):
+                    tls.append((sock, client))
+        while not condition():
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.get_map():
+                return False
+            # TLS: bytes already decrypted are not the selector's to see.
+            ready = [(sock, client) for sock, client in tls if sock.pending()] or [
+                (key.fileobj, key.data) for key, _ in selector.select(left)
+            ]
+            for sock, client in ready:
+                assert isinstance(sock, socket.socket)
+                if not client.receive(sock):
+                    selector.unregister(sock)
+                    tls = [(other, owner) for other, owner in tls if other is not sock]
+                    client.closed(sock)
+    return True
 
 
 class H1Client:
@@ -54,49 +74,51 @@ class H1Client:
     def __init__(self, port: int) -> None:
         self.port = port
         self.streams: dict[int, Stream] = {}
-        self._sockets: dict[int, socket.socket] = {}
+        self._open: dict[socket.socket, int] = {}  # each open connection's stream
 
     def get(self, path: str, accept: str = "text/event-stream") -> int:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: {accept}\r\n\r\n".encode())
         stream_id = len(self.streams) + 1
         self.streams[stream_id] = Stream()
-        self._sockets[stream_id] = sock
+        self._open[sock] = stream_id
         return stream_id
 
     def reset(self, stream_id: int) -> None:
         """Leave: close the connection, as a browser does when a page closes its EventSource."""
-        self._sockets.pop(stream_id).close()
+        self.closed(next(sock for sock, open_id in self._open.items() if open_id == stream_id))
 
-    def read_until(self, condition: object, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition():  # type: ignore[operator]
-            left = deadline - time.monotonic()
-            by_socket = {sock: stream_id for stream_id, sock in self._sockets.items()}
-            if left <= 0 or not by_socket:
-                return False
-            for sock in wait_readable(list(by_socket), left):
-                stream_id = by_socket[sock]
-                stream = self.streams[stream_id]
-                try:
-                    data = sock.recv(65536)
-                except ConnectionResetError:
-                    data = b""
-                if data:
-                    stream.body += data
-                    stream.arrivals.append(time.monotonic())
-                    if stream.status is None and b" " in stream.body:
-                        stream.status = int(stream.body.split(b" ", 2)[1])
-                    stream.ended = stream.body.endswith(b"\r\n0\r\n\r\n")
-                else:
-                    stream.reset = not stream.ended
-                    self._sockets.pop(stream_id).close()
+    def sockets(self) -> list[socket.socket]:
+        return list(self._open)
+
+    def receive(self, sock: socket.socket) -> bool:
+        """Read what ``sock`` has; False once the server has closed it."""
+        stream = self.streams[self._open[sock]]
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            stream.reset = not stream.ended
+            return False
+        stream.body += data
+        stream.arrivals.append(time.monotonic())
+        if stream.status is None and b" " in stream.body:
+            stream.status = int(stream.body.split(b" ", 2)[1])
+        stream.ended = stream.body.endswith(b"\r\n0\r\n\r\n")
         return True
 
+    def closed(self, sock: socket.socket) -> None:
+        del self._open[sock]
+        sock.close()
+
+    def read_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        return read_until([self], condition, timeout)
+
     def close(self) -> None:
-        for sock in self._sockets.values():
+        for sock in self._open:
             sock.close()
-        self._sockets.clear()
+        self._open.clear()
 
 
 class H2Client:
@@ -114,6 +136,7 @@ class H2Client:
         self.streams: dict[int, Stream] = {}
         self.goaway_at: float | None = None
         self.closed_at: float | None = None  # the server closed the connection
+        self.settings_received = False
         self._buffer = b""
         self._flush()
         self.authority = f"localhost:{port}"
@@ -144,18 +167,15 @@ class H2Client:
         self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
         self._flush()
 
-    def read_until(self, condition: object, timeout: float) -> bool:
-        """Read frames until ``condition()`` holds (True) or ``timeout`` passes or the server closes (False)."""
-        deadline = time.monotonic() + timeout
-        while not condition():  # type: ignore[operator]
-            left = deadline - time.monotonic()
-            if left <= 0 or self.closed_at is not None:
-                return False
-            if wait_readable([self.sock], left):
-                self._receive()
-        return True
+    def sockets(self) -> list[socket.socket]:
+        return [] if self.closed_at is not None else [self.sock]
 
-    def _receive(self) -> None:
+    def read_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Read frames until ``condition()`` holds (True) or ``timeout`` passes or the server closes (False)."""
+        return read_until([self], condition, timeout)
+
+    def receive(self, sock: socket.socket) -> bool:
+        """Read and handle the frames that have come; False once the server has closed the connection."""
         try:
             data = self.sock.recv(65536)
         except (ConnectionResetError, ssl.SSLError):
@@ -164,7 +184,7 @@ class H2Client:
             self.closed_at = time.monotonic()
             for stream in self.streams.values():
                 stream.reset = stream.reset or not stream.ended
-            return
+            return False
         self._buffer += data
         frames = b""
         while len(self._buffer) >= 9:
@@ -179,8 +199,19 @@ class H2Client:
         for event in self.conn.receive_data(frames) if frames else []:
             self._handle(event)
         self._flush()
+        return True
+
+    def closed(self, sock: socket.socket) -> None:
+        """The server closed the connection; the socket is kept to be closed by ``close()``."""
+
+    def max_streams(self) -> int:
+        """The streams the server lets this connection have open at once (its SETTINGS_MAX_CONCURRENT_STREAMS)."""
+        assert read_until([self], lambda: self.settings_received, 10), "no SETTINGS from the server"
+        return int(self.conn.remote_settings.max_concurrent_streams)
 
     def _handle(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RemoteSettingsChanged):
+            self.settings_received = True
         stream = self.streams.get(getattr(event, "stream_id", 0) or 0)
         if stream is None:
             return

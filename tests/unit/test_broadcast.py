@@ -24,7 +24,7 @@ from dualstream.broadcast import (
     subscribe,
 )
 from dualstream.broadcast import subscription as subscription_module
-from dualstream.broadcast.backends import close_backends, get_backend
+from dualstream.broadcast.backends import close_backends, get_backend, get_fanout
 from tests.support.broadcast import (
     configure,
     joined,
@@ -81,7 +81,7 @@ def test_every_subscriber_gets_every_event_in_publish_order(engine: str) -> None
             assert [e.data["n"] for e in got] == list(range(50))
             assert [e.id for e in got] == ids
             await sub.aclose()
-        assert get_backend().fanout.topics() == []
+        assert get_fanout().topics() == []
 
     asyncio.run(main())
 
@@ -145,7 +145,7 @@ def test_a_slow_subscriber_is_cut_without_holding_back_publishers_or_others(engi
             reader.cancel()
             await asyncio.wait([reader])
             await fast.aclose()
-            assert get_backend().fanout.topics() == []  # the overflowed one left by itself
+            assert get_fanout().topics() == []  # the overflowed one left by itself
 
     asyncio.run(main())
 

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient, Client, override_settings
 
 from dualstream.broadcast import apublish, history, publish, subscribe
-from dualstream.broadcast.backends import get_backend
+from dualstream.broadcast.backends import get_backend, get_fanout
 from tests.support.broadcast import (
     TOPIC_URLS,
     broadcast_settings,
@@ -102,7 +102,7 @@ def test_churn_leaves_no_subscriber_task_thread_or_topic_behind(engine: str) -> 
 
     asyncio.run(main())
     backend = get_backend()
-    wait_for(lambda: backend.fanout.topics() == [])
+    wait_for(lambda: get_fanout().topics() == [])
     if engine == "redis":
         wait_for(lambda: not any(backend_bookkeeping(backend).values()))
     assert threading.active_count() <= threads_before + 1  # the backend's own thread, if it is new

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing
 from typing import Any
@@ -16,17 +17,7 @@ import pytest
 
 from dualstream.encoding import compact_dumps
 from dualstream.events import Event, Reconnect
-from dualstream.pump import (
-    CLIENT_GONE,
-    COMPLETED,
-    ERROR,
-    MAX_DURATION,
-    RECONNECT,
-    SEND_TIMEOUT,
-    SHUTDOWN,
-    Pump,
-    StreamEnd,
-)
+from dualstream.pump import Deadlines, EndReason, Pump, StreamEnd
 from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
 
 dumps = compact_dumps(json.JSONEncoder)
@@ -134,7 +125,7 @@ def test_a_finished_stream_ends_with_done_and_reports_completed() -> None:
         return text(await read(script.pump(script.produce({"a": 1}, "b"))))
 
     assert run(main) == 'data: {"a":1}\n\ndata: b\n\nevent: done\nid: dualstream-completed\ndata: \n\n'
-    assert [(e.reason, e.items) for e in script.ends] == [(COMPLETED, 2)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.COMPLETED, 2)]
 
 
 def test_keepalives_flow_while_the_producer_is_silent_and_end_no_event_block() -> None:
@@ -192,7 +183,7 @@ def test_a_client_that_reads_nothing_pauses_the_producer() -> None:
     run(main)
     # One write of what was buffered when the client stopped reading, and one buffer more: then it waits.
     assert produced <= 2 * (4096 // 1000 + 1) + 1
-    assert [(e.reason, e.items) for e in script.ends] == [(SEND_TIMEOUT, produced)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.SEND_TIMEOUT, produced)]
     assert script.finally_at == pytest.approx(60.0, abs=15.0)
 
 
@@ -205,7 +196,7 @@ def test_an_error_after_the_first_item_is_the_renderers_error_and_no_done() -> N
 
     assert run(main) == 'data: {"i":0}\n\nevent: error\ndata: {"error":{"message":"boom"}}\n\n'
     assert script.errors == [failure]
-    assert [(e.reason, e.error) for e in script.ends] == [(ERROR, failure)]
+    assert [(e.reason, e.error) for e in script.ends] == [(EndReason.ERROR, failure)]
 
 
 def test_an_error_before_the_first_item_is_raised_by_prime() -> None:
@@ -217,7 +208,7 @@ def test_an_error_before_the_first_item_is_raised_by_prime() -> None:
 
     run(main)
     assert script.errors == []  # the view answers it as an HTTP error: nothing was written
-    assert [e.reason for e in script.ends] == [ERROR]
+    assert [e.reason for e in script.ends] == [EndReason.ERROR]
 
 
 def test_an_item_that_cannot_be_utf8_fails_that_item_not_the_write() -> None:
@@ -230,7 +221,7 @@ def test_an_item_that_cannot_be_utf8_fails_that_item_not_the_write() -> None:
     lines = body.splitlines()
     assert json.loads(lines[0]) == "ok"
     assert "surrogates not allowed" in json.loads(lines[1])["error"]["message"]
-    assert [e.reason for e in script.ends] == [ERROR]
+    assert [e.reason for e in script.ends] == [EndReason.ERROR]
 
 
 def test_an_item_that_cannot_be_utf8_ends_a_producer_that_is_still_running() -> None:
@@ -246,7 +237,7 @@ def test_an_item_that_cannot_be_utf8_ends_a_producer_that_is_still_running() -> 
     assert "surrogates not allowed" in json.loads(lines[1])["error"]["message"]
     assert len(lines) == 2
     assert script.finally_at == 0.0  # cancelled at once, not after its pause
-    assert [(e.reason, e.items) for e in script.ends] == [(ERROR, 1)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.ERROR, 1)]
 
 
 def test_a_client_that_leaves_while_prime_waits_closes_the_producer_first() -> None:
@@ -263,7 +254,7 @@ def test_a_client_that_leaves_while_prime_waits_closes_the_producer_first() -> N
 
     cancelled_at = run(main)
     assert script.finally_at == cancelled_at == pytest.approx(1.0)
-    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 0)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 0)]
 
 
 def test_a_client_that_leaves_mid_stream_closes_the_producer_at_once() -> None:
@@ -281,7 +272,7 @@ def test_a_client_that_leaves_mid_stream_closes_the_producer_at_once() -> None:
     cancelled_at, left = run(main)
     assert script.finally_at == cancelled_at == pytest.approx(5.0)
     assert left == []
-    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 1)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 1)]
 
 
 @pytest.mark.parametrize(
@@ -304,7 +295,7 @@ def test_max_duration_cuts_the_stream_without_its_end(renderer: Renderer, tail: 
     body = run(main)
     assert body.endswith(tail) and "done" not in body and not body.endswith("]}")
     assert script.finally_at == pytest.approx(30.0)
-    assert [e.reason for e in script.ends] == [MAX_DURATION]
+    assert [e.reason for e in script.ends] == [EndReason.MAX_DURATION]
 
 
 def test_shutdown_cuts_an_open_stream_with_a_retry_hint() -> None:
@@ -314,11 +305,11 @@ def test_shutdown_cuts_an_open_stream_with_a_retry_hint() -> None:
         pump = script.pump(script.produce("a", 1000.0, "b"))
         reading = asyncio.ensure_future(read(pump))
         await asyncio.sleep(3.0)
-        pump.interrupt(SHUTDOWN)
+        pump.end(EndReason.SHUTDOWN)
         return text(await reading)
 
     assert run(main) == "data: a\n\nretry: 1000\n"
-    assert [e.reason for e in script.ends] == [SHUTDOWN]
+    assert [e.reason for e in script.ends] == [EndReason.SHUTDOWN]
 
 
 def test_an_interrupt_before_the_producers_first_step_still_ends_and_reports_the_stream() -> None:
@@ -329,14 +320,40 @@ def test_an_interrupt_before_the_producers_first_step_still_ends_and_reports_the
 
     async def main() -> tuple[str, list[asyncio.Task[Any]]]:
         pump = script.pump(script.produce("a", 1000.0, "b"), keepalive=None)
-        asyncio.get_running_loop().call_soon(pump.interrupt, SHUTDOWN)
+        asyncio.get_running_loop().call_soon(pump.end, EndReason.SHUTDOWN)
         body = text(await read(pump))
         return body, [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
     body, left = run(main)
     assert body == "retry: 1000\n"  # the cut, and nothing of a produce() that never ran
     assert not script.started and left == []
-    assert [(e.reason, e.items) for e in script.ends] == [(SHUTDOWN, 0)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.SHUTDOWN, 0)]
+
+
+def test_every_way_of_ending_at_once_reports_one_end_the_first_one() -> None:
+    # Shutdown from another thread, the client's close, a HEAD-style aclose, the reader cancelled and
+    # both limits due, all within one turn: one end, one finally, the first reason.
+    script = Script()
+
+    async def main() -> list[asyncio.Task[Any]]:
+        pump = script.pump(script.produce("a", 1000.0), max_duration=2.0, send_timeout=1.0)
+        reading = asyncio.ensure_future(read(pump, stall_after=1))
+        await asyncio.sleep(0.5)  # the reader is stuck in its first write: the send timeout is due at 1.0
+        other = threading.Thread(target=pump.end, args=(EndReason.SHUTDOWN,))
+        other.start()
+        other.join()
+        pump.end(EndReason.CLIENT_GONE)  # on the loop: decided at once, before the shutdown's call runs
+        reading.cancel()
+        await pump.aclose(EndReason.HEAD)
+        await asyncio.sleep(5.0)  # past both limits
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert run(main) == []
+    assert script.finally_at == pytest.approx(0.5)
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 1)]
+    assert isinstance(script.ends[0].reason, str) and script.ends[0].reason == "client_gone"
 
 
 def test_a_producer_cancelled_by_anyone_else_is_not_reported_completed() -> None:
@@ -352,11 +369,11 @@ def test_a_producer_cancelled_by_anyone_else_is_not_reported_completed() -> None
 
     run(main)
     assert script.finally_at == 0.0
-    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 1)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 1)]
 
 
 def test_the_task_that_closes_the_response_it_stopped_reading_is_not_cancelled() -> None:
-    # A test client breaks out of the body, then closes the response (StreamResponse.close() -> release()):
+    # A test client breaks out of the body, then closes the response (StreamResponse.close() -> Pump.end()):
     # the pump took the caller, whose last read left it "away", for a consumer stuck in a write.
     script = Script()
 
@@ -365,14 +382,14 @@ def test_the_task_that_closes_the_response_it_stopped_reading_is_not_cancelled()
         await pump.prime()
         body = pump.chunks()
         first = await anext(body)
-        pump.release()
+        pump.end(EndReason.CLIENT_GONE)
         await asyncio.sleep(10.0)  # the caller goes on awaiting, past the send timeout: not cancelled
         await body.aclose()  # what its finalizer would do, later
         return first.decode()
 
     assert run(main) == "data: a\n\n"
     assert script.finally_at == 0.0
-    assert [(e.reason, e.items) for e in script.ends] == [(CLIENT_GONE, 1)]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 1)]
 
 
 def test_reconnect_raised_by_the_producer_cuts_with_its_retry() -> None:
@@ -382,7 +399,7 @@ def test_reconnect_raised_by_the_producer_cuts_with_its_retry() -> None:
         return text(await read(script.pump(script.produce(Event("a", id="1"), Reconnect(retry=250)))))
 
     assert run(main) == "id: 1\ndata: a\n\nretry: 250\n"
-    assert [e.reason for e in script.ends] == [RECONNECT]
+    assert [e.reason for e in script.ends] == [EndReason.RECONNECT]
 
 
 def test_the_streamed_batch_document_is_get_batch_documents() -> None:
@@ -407,6 +424,91 @@ def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> No
             await script.pump(script.produce("a"), renderer).prime()
 
     run(main)
+
+
+# The deadlines alone: one timer for keep-alive, send timeout and maximum duration. ---------------
+
+
+class Clock:
+    """A ``Deadlines`` on the virtual clock, and what it called when."""
+
+    def __init__(self, **options: float | None) -> None:
+        self.calls: list[tuple[float, str]] = []
+        self.loop = asyncio.get_running_loop()
+        settings = {"keepalive": None, "send_timeout": None, "max_duration": None, **options}
+        self.deadlines = Deadlines(
+            self.loop,
+            on_keepalive=lambda: self.calls.append((self.loop.time(), "keepalive")),
+            on_limit=lambda reason: self.calls.append((self.loop.time(), reason)),
+            **settings,
+        )
+
+    def write(self) -> None:
+        """The consumer writes, and the write goes through at once."""
+        self.deadlines.last_write = self.deadlines.writing_since = self.loop.time()
+        self.deadlines.writing_since = None
+
+    def rounded(self) -> list[tuple[float, str]]:
+        return [(round(t, 2), what) for t, what in self.calls]
+
+
+def test_keepalives_are_due_after_each_silent_interval_once_sending() -> None:
+    async def main() -> list[tuple[float, str]]:
+        clock = Clock(keepalive=15.0)
+        clock.deadlines.start()
+        await asyncio.sleep(20.0)  # not sending yet: nothing is due
+        clock.deadlines.start_sending()  # at 20
+        await asyncio.sleep(20.0)  # 35: the first keep-alive
+        clock.write()  # at 40, the consumer writes it
+        await asyncio.sleep(16.0)  # 55: due again 15 s after that write
+        clock.deadlines.stop()
+        await asyncio.sleep(100.0)
+        return clock.rounded()
+
+    assert run(main) == [(35.0, "keepalive"), (55.0, "keepalive")]
+
+
+def test_a_write_stuck_for_the_send_timeout_is_seen_within_a_quarter_more() -> None:
+    async def main() -> list[tuple[float, str]]:
+        clock = Clock(send_timeout=20.0)
+        clock.deadlines.start()
+        clock.deadlines.start_sending()
+        await asyncio.sleep(30.0)
+        clock.write()  # quick writes: nothing is due, however long the stream
+        await asyncio.sleep(2.0)
+        clock.deadlines.writing_since = clock.loop.time()  # a write that never completes, from 32
+        await asyncio.sleep(100.0)
+        return clock.rounded()
+
+    ((at, what),) = run(main)
+    assert what == EndReason.SEND_TIMEOUT
+    assert 52.0 <= at <= 32.0 + 1.25 * 20.0
+
+
+def test_max_duration_is_due_on_time_whatever_the_writes() -> None:
+    async def main() -> list[tuple[float, str]]:
+        clock = Clock(keepalive=15.0, send_timeout=60.0, max_duration=30.0)
+        clock.deadlines.start()
+        await asyncio.sleep(7.0)
+        clock.deadlines.start_sending()
+        clock.deadlines.writing_since = clock.loop.time()  # stuck, but not for the send timeout
+        await asyncio.sleep(100.0)
+        return clock.rounded()
+
+    assert run(main) == [(30.0, EndReason.MAX_DURATION)]
+
+
+def test_stopped_deadlines_call_nothing_and_arm_nothing() -> None:
+    async def main() -> list[tuple[float, str]]:
+        clock = Clock(keepalive=1.0, send_timeout=1.0, max_duration=1.0)
+        clock.deadlines.start()
+        clock.deadlines.stop()
+        clock.deadlines.start_sending()  # a consumer that starts after the end
+        clock.deadlines.writing_since = clock.loop.time()
+        await asyncio.sleep(10.0)
+        return clock.rounded()
+
+    assert run(main) == []
 
 
 # The pump's cost does not grow with the number of items: no task or future per item. -----------

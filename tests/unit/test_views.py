@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client
 from django.test.utils import override_settings
 
-from dualstream import DualModeView, stream_finished
+from dualstream import DualModeView, EndReason, stream_finished
+from dualstream.lifecycle import Streams
 from tests.support.probes import new_probe, tasks_left
 
 
@@ -347,3 +349,44 @@ def test_max_batch_items_bounds_the_batch_of_an_endless_producer(client: Client)
     assert response.status_code == 400
     assert "more than 100 items" in response.json()["error"]["message"]
     assert probe.finished.is_set() and probe.produced == 101  # closed as soon as the limit was passed
+
+
+def test_a_shutdown_from_another_thread_before_the_producers_first_step_ends_the_stream_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The race of issue 26: end_streams() from another thread lands once the view has registered its
+    # stream, before produce() takes a step. The registry knew no loop for the pump yet and skipped it:
+    # the stream ran on, endless.
+    token, probe = new_probe()
+    ended: list[tuple[object, int]] = []
+
+    class EndedOnArrival(Streams):
+        def add(self, pump: Any) -> None:
+            super().add(pump)
+            other = threading.Thread(target=self.end_all)
+            other.start()
+            other.join()
+
+    registry = EndedOnArrival()
+    monkeypatch.setattr("dualstream.respond.streams", registry)
+
+    async def on_finished(sender: type, reason: str, items: int, **kwargs: Any) -> None:
+        ended.append((reason, items))
+
+    async def scenario() -> tuple[bytes, list[asyncio.Task[Any]]]:
+        response = await AsyncClient().get(f"/endless/?stream=1&probe={token}")
+        async with asyncio.timeout(10):  # endless, before
+            chunks = [chunk async for chunk in response.streaming_content]  # type: ignore[attr-defined]
+        response.close()
+        return b"".join(chunks), await tasks_left()
+
+    stream_finished.connect(on_finished)
+    try:
+        content, left = asyncio.run(scenario())
+    finally:
+        stream_finished.disconnect(on_finished)
+    assert content == b"retry: 1000\n"  # the cut, and no item: produce() never ran
+    assert left == []
+    assert not probe.started.is_set()
+    assert ended == [(EndReason.SHUTDOWN, 0)] and isinstance(ended[0][0], EndReason)
+    assert len(registry) == 0

@@ -12,7 +12,9 @@ What an engine must guarantee (docs/broadcast.md, "Guarantees"):
   when ``id`` is not an event the topic still holds (too old, unknown): the
   subscriber then gets a ``reset`` event;
 * ``follow(topic)`` makes every event published afterwards reach
-  ``self.fanout.deliver()``, in id order, once; it resolves when that holds;
+  ``self.deliver(topic, items)``, in id order, once; it resolves when that holds;
+* ``self.deliver`` is the one way events reach subscribers: the fan-out (``fanout.py``)
+  sets it, and calls ``follow``/``unfollow``; a backend never calls the fan-out otherwise;
 * wherever it cannot prove that nothing was lost between two items it hands
   over (trimmed, deleted, undecodable), it puts ``reset_item()`` between them.
 """
@@ -21,16 +23,17 @@ from __future__ import annotations
 
 import concurrent.futures
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...events import Event
-from ..fanout import Fanout
 
 #: An event id as a tuple that sorts in publish order.
 Key = tuple[int, ...]
 #: An event with its key: what backends hand to subscribers.
 Item = tuple[Key, Event]
+#: What a backend hands to ``deliver`` for a topic: new items in id order, or an error that ends its subscribers.
+Delivery = list[Item] | BaseException
 #: The named event a subscriber gets where it may have missed events: its state must be fetched anew.
 RESET = "reset"
 _ID_LIMIT = 1 << 64
@@ -70,7 +73,8 @@ class Backend(ABC):
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)
-        self.fanout = Fanout(self)
+        #: Where new events go, ``(topic, delivery)``, from any thread; set by the fan-out that owns this backend.
+        self.deliver: Callable[[str, Delivery], None] = _unheard
 
     @abstractmethod
     async def publish(self, topic: str, data: str, event: str | None) -> str:
@@ -91,7 +95,7 @@ class Backend(ABC):
 
     @abstractmethod
     def follow(self, topic: str) -> concurrent.futures.Future[None]:
-        """Start delivering the topic's new events to ``self.fanout``; the future resolves once that holds."""
+        """Start delivering the topic's new events to ``self.deliver``; the future resolves once that holds."""
 
     @abstractmethod
     def unfollow(self, topic: str) -> None:
@@ -103,3 +107,7 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release connections and threads (tests, shutdown)."""
+
+
+def _unheard(topic: str, delivery: Delivery) -> None:
+    """``deliver`` of a backend no fan-out owns (used alone, as a publisher): nobody here listens."""

@@ -37,7 +37,7 @@ class MemoryBackend(Backend):
             if ring is None:
                 ring = self._rings[topic] = deque(maxlen=self._maxlen)
             ring.append(item)
-            self.fanout.deliver(topic, [item])
+            self.deliver(topic, [item])
         return str(item[1].id)
 
     async def history(self, topic: str, limit: int) -> list[Item]:

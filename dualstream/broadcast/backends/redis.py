@@ -380,7 +380,7 @@ class RedisBackend(Backend):
                 assert state.position is not None
                 items, state.position = link(topic, state.position, entries)
                 if items:
-                    self.fanout.deliver(topic, items)
+                    self.deliver(topic, items)
                 if len(entries) == READ_COUNT:
                     self._dirty.add(topic)  # more to read
 
@@ -483,12 +483,11 @@ class RedisBackend(Backend):
                 self._queue("PING", "")
             if not self._failed and self._silence > self.outage_timeout and self._followed:
                 self._failed = True
-                self.fanout.fail_all(
-                    BroadcastUnavailable(
-                        f"the live feed was lost: Redis at {_safe_url(self.url)} "
-                        f"has not answered for {self._silence:.1f} s"
-                    )
+                lost = BroadcastUnavailable(
+                    f"the live feed was lost: Redis at {_safe_url(self.url)} has not answered for {self._silence:.1f} s"
                 )
+                for topic in self._followed:
+                    self.deliver(topic, lost)
 
     async def _shutdown(self) -> None:
         # The flag as well as the cancellation: a command cancelled mid-reply may swallow the CancelledError.
