@@ -19,11 +19,16 @@ from dualstream.encoding import compact_dumps
 from dualstream.pump import Pump, parked
 from dualstream.renderers import SSERenderer
 from dualstream.threads import close_idle_connections
-from tests.support.databases import BOTH, postgres_only
+from tests.support.databases import postgres_only
 
 
-@pytest.mark.parametrize("alias", ["default", pytest.param("postgres", marks=postgres_only)])
-@pytest.mark.django_db(transaction=True, databases=BOTH)
+@pytest.mark.parametrize(
+    "alias",
+    [
+        pytest.param("default", marks=pytest.mark.django_db(transaction=True)),
+        pytest.param("postgres", marks=postgres_only),
+    ],
+)
 def test_idle_connections_are_closed_but_not_in_a_transaction_or_with_a_cursor_open(alias: str) -> None:
     connection = connections[alias]
     for name in "abc":
