@@ -1,5 +1,6 @@
 # make run   - install into .venv, migrate, seed, serve the demo at http://127.0.0.1:8000
 # make test  - install into .venv and run the whole suite
+# make test-fast - the inner loop: every test not marked e2e (tests/unit, less Redis and PostgreSQL)
 # make bench - the side-by-side benchmarks (benchmarks/README.md)
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SEED_ROWS ?= 200000
 
-.PHONY: install run test check bench clean
+.PHONY: install run test test-fast check bench clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +29,14 @@ run: install
 test: install check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
 # Lint, format and types: the same in CI as on a laptop.
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/mypy
+	DJANGO_SETTINGS_MODULE=tests.support.settings $(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt

@@ -2,7 +2,7 @@
 # Install Debian packages for the tests, only when the command they provide is missing:
 #   bash .ci/install-debian.sh COMMAND PACKAGE...
 # Idempotent and quiet: exits 0 at once when COMMAND is on PATH. What the suite needs this way:
-# chromium for tests/browser (Playwright drives /usr/bin/chromium; it never downloads a browser) and
+# chromium for tests/e2e/browser (Playwright drives /usr/bin/chromium; it never downloads a browser) and
 # node with npm for tests/js (whose own packages come from the npm registry, pinned by package-lock.json).
 set -euo pipefail
 

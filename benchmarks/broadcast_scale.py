@@ -7,13 +7,15 @@
 
 Each tree (a checkout of this project) is served in its own fresh uvicorn process per scenario (one
 worker, or ``--workers N`` forked processes sharing the listening socket as gunicorn's do; uvloop,
-httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own
-``dualstream`` answers: ``tests.broadcast_settings`` (the Redis backend) with its ``TopicFeed`` at
-``/topic/<name>/``. It is mounted with the settings' heartbeat set to ``--heartbeat`` (15 s, the
-library's default): the test URLconf's 0.2 s would make 10,000 idle streams write 50,000
-heartbeats a second, and the run would measure heartbeats rather than broadcast. Events are
-published by a small process per tree and scenario that runs *that tree's* ``RedisBackend.publish_sync``
-(the two trees write different entries), each event carrying its wall-clock publish time.
+httptools, ``--lifespan off``), with ``cwd`` = the tree, so the tree's own ``dualstream`` answers:
+the test suite's broadcast settings (the Redis backend: ``tests.support.broadcast_settings``, or
+``tests.broadcast_settings`` in a tree from before the suite had tests/support) with the
+``TopicFeed`` of their URLconf at ``/topic/<name>/``. It is mounted with the settings' heartbeat set
+to ``--heartbeat`` (15 s, the library's default): the test URLconf's 0.2 s would make 10,000 idle
+streams write 50,000 heartbeats a second, and the run would measure heartbeats rather than
+broadcast. Events are published by a small process per tree and scenario that runs *that tree's*
+``RedisBackend.publish_sync`` (the two trees write different entries), each event carrying its
+wall-clock publish time.
 
 Redis is a private ``redis-server`` started for the run (no persistence), so ``INFO commandstats``
 and ``INFO cpu`` count this benchmark's traffic only; ``--redis-url`` uses an existing server
@@ -84,8 +86,10 @@ from django.conf import settings
 django.setup()
 from django.core.asgi import get_asgi_application
 from django.urls import path
-from tests.broadcast_urls import TopicFeed
+from importlib import import_module
 import uvicorn
+
+TopicFeed = import_module(settings.ROOT_URLCONF).TopicFeed  # the tree's own topic URLs, wherever its suite has them
 
 port, heartbeat, lean, workers, backlog = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "lean", *map(int, sys.argv[4:6])
 if lean:  # what a per-user topic needs, and no more: each of Django's MiddlewareMixin hops to a thread
@@ -469,8 +473,9 @@ class Tree:
         self.prefix = f"bench-scale-{uuid.uuid4().hex[:8]}:"
         self.redis = redis_
         self.port = free_port()
+        suite = "tests.support" if (Path(path) / "tests" / "support").is_dir() else "tests"  # older trees: flat tests/
         self.env = dict(
-            os.environ, DJANGO_SETTINGS_MODULE="tests.broadcast_settings", BROADCAST_TEST_PREFIX=self.prefix,
+            os.environ, DJANGO_SETTINGS_MODULE=f"{suite}.broadcast_settings", BROADCAST_TEST_PREFIX=self.prefix,
             TEST_REDIS_URL=redis_.app_url,
         )  # fmt: skip
         self.env.pop("PYTHONPATH", None)

@@ -4,9 +4,9 @@
     python -m benchmarks.servers_shutdown --streams 400 --only daphne
     python -m benchmarks.servers_shutdown --recycle --streams 500   # gunicorn --max-requests 100
 
-Each server serves tests/shutdown_views.py's ``/endless/`` (an event a second) in a fresh process.
+Each server serves tests/support/shutdown_views.py's ``/endless/`` (an event a second) in a fresh process.
 HTTP/1.1 streams have a connection each; HTTP/2 streams share one connection, read by the raw
-client of tests/streamclients.py (httpx cannot read a stream that ends after a GOAWAY). Once the
+client of tests/support/streamclients.py (httpx cannot read a stream that ends after a GOAWAY). Once the
 first event of every stream has arrived the server gets SIGTERM; the client reads for 6 s at most,
 closes once every stream has ended (as a browser does), and the process gets 10 s to exit.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servercases import APP, CASES, UVICORN, Case, Certificate, make_certificate
-from tests.serverprocess import FINALLY, ServerProcess
+from tests.support.serverprocess import FINALLY, ServerProcess
+from tests.support.servers import APP, CASES, UVICORN, Case, Certificate, make_certificate
 
 GUNICORN = ("gunicorn", APP, "--bind", "127.0.0.1:{port}", "--workers", "1")
 ALL = {
@@ -39,7 +39,7 @@ ALL = {
 
 
 def measure(case: Case, cert: Certificate, count: int) -> str:
-    from tests.streamclients import H1Client, H2Client
+    from tests.support.streamclients import H1Client, H2Client
 
     server: ServerProcess
     server, port = case.start(cert)
@@ -72,8 +72,8 @@ def recycle(worker: str, count: int, requests: int = 300, limit: int = 100) -> s
     """gunicorn, 2 workers with ``--max-requests``: ``count`` streams open, then plain requests one by one."""
     import socket
 
-    from tests.serverprocess import environment, free_port, wait_listening
-    from tests.streamclients import H1Client
+    from tests.support.serverprocess import environment, free_port, wait_listening
+    from tests.support.streamclients import H1Client
 
     port = free_port()
     command = [sys.executable, "-m", *GUNICORN, "-k", worker, "--max-requests", str(limit)]

@@ -38,7 +38,7 @@ from .threads import in_request_task
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Seconds a stopping server waits, at most, for the streams' last writes. Twisted's HTTP/2 writes one
 # frame per connection per turn of its loop: 1,000 streams on 10 connections took 1.3-2.0 s on a
-# loaded 2-core machine (tests/test_servers_idle.py), at the edge of the 2 s this was before.
+# loaded 2-core machine (tests/e2e/test_servers_idle.py), at the edge of the 2 s this was before.
 SEND_GRACE = 4.0
 _Handler = Callable[[int, FrameType | None], Any]
 

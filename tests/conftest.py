@@ -1,54 +1,61 @@
-"""A real uvicorn server for end-to-end tests, in this process so tests can watch the producers."""
+"""The suite's fixtures and hooks; helpers live in tests/support.
+
+What is end-to-end (the ``e2e`` marker) is decided here, so that no test can forget it: everything
+under tests/e2e, and anywhere else a test that uses the live server or the Redis proxy. Tests that
+run one body against a service and without one mark that parameter (``engine``'s "redis" below,
+tests/unit/test_auth.py's "asgi", tests/unit/test_querysets.py's "postgres"). A test file anywhere
+but tests/unit and tests/e2e stops the run: it would pass for a unit test whatever it does.
+"""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
+from django.test import override_settings
 
-from tests.servercases import Certificate, make_certificate
+from tests.support import llm_views, registries
+from tests.support.broadcast import REDIS_URL, broadcast_settings, drop_run_keys, redis_reason
+from tests.support.broadcast_proxy import Proxy
+from tests.support.threadserver import serve
 
-#: Fixtures of the broadcast tests (engine, proxy), shared by their modules.
-pytest_plugins = ["tests.broadcast_support"]
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, telling us when it accepts connections instead of being polled for it."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
+UNIT_DIR = Path(__file__).parent / "unit"
+E2E_DIR = Path(__file__).parent / "e2e"
+E2E_FIXTURES = frozenset({"live_url", "proxy"})
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """uvicorn serving ``app`` on a free loopback port, in a thread of this process; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", timeout_graceful_shutdown=2)
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    if not server.ready.wait(timeout=30):
-        raise RuntimeError("uvicorn did not start")
-    host, port = sock.getsockname()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The fast loop (``-m "not e2e"``) does not import what it would deselect whole: tests/e2e."""
+    if " ".join(config.getoption("markexpr").split()) == "not e2e" and collection_path.is_relative_to(E2E_DIR):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    stray = sorted(
+        {
+            str(item.path)
+            for item in items
+            if not (item.path.is_relative_to(UNIT_DIR) or item.path.is_relative_to(E2E_DIR))
+        }
+    )
+    if stray:  # a test file left beside them would run in the fast loop whatever it does
+        raise pytest.UsageError(f"move these test files into tests/unit or tests/e2e: {', '.join(stray)}")
+    for item in items:
+        if item.path.is_relative_to(E2E_DIR) or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def fresh_registries() -> Iterator[None]:
+    """Each test starts with dualstream's per-process state fresh, and leaves none of its own behind."""
+    saved = registries.start_test()
+    yield
+    registries.end_test(saved)
 
 
 @pytest.fixture(scope="session")
@@ -58,48 +65,35 @@ def live_url() -> Iterator[str]:
         yield url
 
 
-def http_scope(path: str, query: str = "") -> dict[str, Any]:
-    """An ASGI HTTP scope for a GET of ``path?query``, as a server on 127.0.0.1 would pass it."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_keys() -> Iterator[None]:
+    yield
+    drop_run_keys()
 
 
-def raw_request(url: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> socket.socket:
-    """A socket that has sent one HTTP/1.1 request: for tests where the exact bytes or a stalled reader matter."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    return sock
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.e2e)])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test runs on both backends, each time with a fresh backend (and Redis keys of its own)."""
+    if request.param == "redis" and (reason := redis_reason()):
+        pytest.skip(reason)
+    with override_settings(DUALSTREAM=broadcast_settings(request.param)):
+        yield request.param
 
 
-def read_until(sock: socket.socket, marker: bytes, limit: int = 1 << 20) -> bytes:
-    """Bytes from ``sock`` up to and including ``marker``."""
-    data = b""
-    while marker not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed before {marker!r}; got {data[-300:]!r}")
-        data += chunk
-        assert len(data) < limit, "marker not found"
-    return data
+@pytest.fixture
+def proxy() -> Iterator[Proxy]:
+    """A proxy in front of the suite's Redis that the test can cut, stall and slow down."""
+    if reason := redis_reason():
+        pytest.skip(reason)
+    parts = urlsplit(REDIS_URL)
+    p = Proxy((parts.hostname or "127.0.0.1", parts.port or 6379))
+    yield p
+    p.close()
 
 
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """A self-signed CA and a certificate for localhost and 127.0.0.1, made for this run (the server tests')."""
-    pytest.importorskip("trustme", reason="trustme makes the test certificates")
-    return make_certificate(tmp_path_factory.mktemp("tls"))
+@pytest.fixture
+def counted() -> Iterator[list[tuple[str, bool]]]:
+    """Where the counting chat model counts each prompt during the test (tests/support/llm_views.py)."""
+    llm_views.COUNTED_IN.clear()
+    yield llm_views.COUNTED_IN
+    llm_views.COUNTED_IN.clear()

@@ -34,7 +34,7 @@ class Customer(models.Model):
 
 
 class Order(models.Model):
-    """The orders of docs/querysets.md's examples, run as written by tests/test_querysets_docs.py."""
+    """The orders of docs/querysets.md's examples, run as written by tests/e2e/test_querysets_docs.py."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
     number = models.CharField(max_length=16)

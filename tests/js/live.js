@@ -1,8 +1,8 @@
-// The live server that tests/test_js.py starts: uvicorn serving tests.urls (the demo site at the root).
+// The live server that tests/e2e/test_js.py starts: uvicorn serving tests.support.urls (the demo site at the root).
 import assert from "node:assert/strict";
 
 export const baseURL = process.env.DUALSTREAM_BASE_URL;
-assert.ok(baseURL, "DUALSTREAM_BASE_URL is not set: run these tests through pytest tests/test_js.py");
+assert.ok(baseURL, "DUALSTREAM_BASE_URL is not set: run these tests through pytest tests/e2e/test_js.py");
 
 /** `promise`, or a rejection after `ms` milliseconds: a test that waits on the network never hangs. */
 export function within(ms, promise, what) {

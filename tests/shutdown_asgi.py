@@ -1,8 +1,0 @@
-"""The ASGI application gunicorn imports in tests/test_shutdown.py."""
-
-import os
-
-from django.core.asgi import get_asgi_application
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.shutdown_settings")
-application = get_asgi_application()
