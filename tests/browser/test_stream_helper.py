@@ -566,7 +566,7 @@ def test_the_end_waits_for_the_response_to_end_instead_of_aborting_it(
     finally:
         armed.set()
         released.set()
-    assert outcome == "done"
+    assert outcome == "done", seen
     loopback_page.goto("about:blank")  # lets every pending request event reach this side
     if server_ends:
         assert order == [["item", {"n": 1}], ["timer", 1000], ["server ended"], ["done"]]
