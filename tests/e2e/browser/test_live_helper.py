@@ -14,6 +14,23 @@ from tests.support.browser import wait_streams
 HELPER = "/static/dualstream/dualstream.js"
 
 
+def requests_to(page, path: str) -> list:
+    """The requests the page sends to ``path``, each one recorded before it leaves the browser.
+
+    A route holds the request until its handler has run, so a request whose answer the page has seen
+    is in the list. The ``request`` event gives no such order: under load it reached Python after
+    ``evaluate`` had returned with the answers to the requests it announced.
+    """
+    sent: list = []
+
+    def record(route) -> None:
+        sent.append(route.request)
+        route.continue_()
+
+    page.route(f"**{path}*", record)
+    return sent
+
+
 @pytest.fixture
 def page(open_page, live_url):
     page = open_page(live_url)
@@ -46,8 +63,7 @@ async (helper) => {
 
 def test_a_hidden_tab_pauses_and_resumes_after_its_last_id(page):
     assert wait_streams(lambda: CLOCK_STREAMS.open == 0)
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url) if "/api/clock/" in r.url else None)
+    requests = requests_to(page, "/api/clock/")
     page.evaluate(CLOCK_JS, HELPER)
     page.wait_for_function("window.got.length >= 3")
     page.evaluate(VISIBILITY_JS, "hidden")
@@ -60,8 +76,8 @@ def test_a_hidden_tab_pauses_and_resumes_after_its_last_id(page):
     assert [n for n, _ in got] == list(range(1, len(got) + 1))  # resumed after the last id: no gap, no repeat
     assert [n for n, _ in got] == [int(i) for _, i in got]
     last_before = got[paused_at - 1][0]
-    assert requests[0].endswith("interval=50&stream=1")
-    assert requests[1].endswith(f"interval=50&stream=1&lastEventId={last_before}")
+    assert requests[0].url.endswith("interval=50&stream=1")
+    assert requests[1].url.endswith(f"interval=50&stream=1&lastEventId={last_before}")
     assert page.evaluate("window.states")[:4] == ["connecting", "open", "paused", "connecting"]
     page.evaluate("window.handle.close()")
     assert wait_streams(lambda: CLOCK_STREAMS.open == 0)
@@ -86,10 +102,7 @@ def test_fetch_transport_posts_with_headers_and_resumes_after_cuts(page):
     """The feed ends its stream every two events without ``done``, as a cut would: the helper sends the
     same POST again with ``Last-Event-ID``, which the server reads (``via: header``), and Django's CSRF
     token from the cookie, which Django checks."""
-    sent: list[dict[str, str]] = []
-    page.on(
-        "request", lambda r: sent.append(r.all_headers() | {"body": r.post_data}) if "/api/feed/" in r.url else None
-    )
+    requests = requests_to(page, "/api/feed/")
     options = {"method": "POST", "body": {"question": 1}, "headers": {"Authorization": "Bearer t0ken"}}
     out = page.evaluate(
         FETCH_JS, {"helper": HELPER, "url": "/api/feed/?count=5&interval=0&cut_every=2&retry=50", "options": options}
@@ -106,6 +119,7 @@ def test_fetch_transport_posts_with_headers_and_resumes_after_cuts(page):
     assert [entry for entry in out["log"] if isinstance(entry, str)] == [
         "connecting", "open", "reconnecting", "open", "reconnecting", "open", "closed",
     ]  # fmt: skip
+    sent = [r.headers | {"body": r.post_data} for r in requests]
     assert [h.get("last-event-id") for h in sent] == [None, "2", "4"]
     assert {h["authorization"] for h in sent} == {"Bearer t0ken"}
     assert {h["body"] for h in sent} == {'{"question":1}'}
@@ -114,8 +128,7 @@ def test_fetch_transport_posts_with_headers_and_resumes_after_cuts(page):
 
 def test_fetch_transport_stops_at_a_403(page):
     """No retry loop on a refusal: one request, one error."""
-    sent: list[str] = []
-    page.on("request", lambda r: sent.append(r.url) if "/api/feed/" in r.url else None)
+    sent = requests_to(page, "/api/feed/")
     options = {"method": "POST", "body": {}, "csrf": False}
     out = page.evaluate(FETCH_JS, {"helper": HELPER, "url": "/api/feed/?count=3", "options": options})
     assert out == {"outcome": "error", "log": ["connecting", "closed", ["error", "http", 403]]}
