@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import tracemalloc
 import uuid
-from collections.abc import Callable
 from contextlib import aclosing
 from itertools import islice
 from typing import Any
@@ -26,7 +24,7 @@ from httpx_sse import connect_sse
 from dualstream import aiterate
 from dualstream.testing import fetch_stream
 from tests.models import Sample
-from tests.support.databases import BOTH, NO_POSTGRES, POSTGRES, on_each_database, seed
+from tests.support.databases import BOTH, NO_POSTGRES, POSTGRES, on_each_database, seed, wait_for_postgres
 from tests.support.queryset_views import gates, reports
 
 
@@ -232,16 +230,6 @@ def cursor_closes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return closes
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 5) -> bool:
-    """Poll an outside process (PostgreSQL) until ``condition`` holds: nothing in this process can be told of it."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 @pytest.mark.parametrize("server_side", [True, False], ids=["server-side-cursor", "DISABLE_SERVER_SIDE_CURSORS"])
 @pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
 @pytest.mark.django_db(transaction=True, databases=BOTH)
@@ -282,5 +270,5 @@ def test_a_client_that_leaves_mid_export_releases_the_cursor_and_the_connection(
     assert report.after == [], "the cursor was left open on the connection"
     assert cursor_closes == [False], "the cursor was closed on the event loop's thread"
     # Then the connection itself is closed (CONN_MAX_AGE=0): no session idles, in a transaction or not.
-    assert _wait_for(lambda: report.backend_pid not in dict(_pg_sessions())), _pg_sessions()
+    assert wait_for_postgres(lambda: report.backend_pid not in dict(_pg_sessions())), _pg_sessions()
     assert all(state != "idle in transaction" for _, state in _pg_sessions())

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -27,7 +27,7 @@ from django.urls import path
 
 from dualstream import DualModeView
 from dualstream.broadcast import TopicView, publish
-from tests.support.databases import BOTH, postgres_only
+from tests.support.databases import BOTH, postgres_only, wait_for_postgres
 from tests.support.rawhttp import raw_request, read_until
 
 ALIASES = ["default", pytest.param("postgres", marks=postgres_only)]
@@ -166,7 +166,7 @@ def test_a_stream_that_read_the_session_closes_its_connection_and_keeps_no_threa
         socks = open_streams(live_url, [f"/session/{t}/" for t in topics], stack, cookie)
         assert threads_kept(before) == 0
         if sessions is not None:  # each stream's connection was closed: none idles on the server
-            assert _wait_for(lambda: _pg_sessions() <= sessions), (len(_pg_sessions()), len(sessions))
+            assert wait_for_postgres(lambda: _pg_sessions() <= sessions), (len(_pg_sessions()), len(sessions))
         read_events(socks, topics)
 
 
@@ -191,13 +191,3 @@ def _pg_sessions() -> set[int]:
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         return {row[0] for row in cursor.fetchall()}
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 5) -> bool:
-    """Poll an outside process (PostgreSQL) until ``condition`` holds: nothing in this process can be told of it."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

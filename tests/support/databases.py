@@ -7,6 +7,8 @@ end to end (a server over the network) and skips without one.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,3 +40,13 @@ def seed(alias: str, rows: int) -> list[dict[str, Any]]:
     Sample.top_up(alias, rows)
     values = Sample.objects.using(alias).order_by("id").values(*FIELDS)
     return json.loads(json.dumps(list(values), cls=DjangoJSONEncoder))
+
+
+def wait_for_postgres(condition: Callable[[], bool], timeout: float = 5) -> bool:
+    """Poll an outside process (PostgreSQL) until ``condition`` holds: nothing in this process can be told of it."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
