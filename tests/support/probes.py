@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,3 +74,9 @@ async def tasks_left(timeout: float = 5.0) -> list[asyncio.Task[Any]]:
         return []
     _, pending = await asyncio.wait(others, timeout=timeout)
     return list(pending)
+
+
+#: Set by a test in the task that drives its requests: the signal receivers it connects run in a copy
+#: of that context (its request's thread, its stream's task), so they can tell its requests from the
+#: live server's, where another test's stream may end late while this one runs.
+in_this_test: ContextVar[bool] = ContextVar("in_this_test", default=False)

@@ -18,7 +18,7 @@ from django.test import override_settings
 from dualstream import stream_finished
 from dualstream.asgi import get_asgi_application as dualstream_asgi_application
 from tests.support.asgi import http_scope
-from tests.support.probes import new_probe, tasks_left
+from tests.support.probes import in_this_test, new_probe, tasks_left
 
 
 class MarksStreamedChunks:
@@ -51,9 +51,11 @@ def test_a_disconnect_while_send_blocks_still_closes_produce_before_the_request_
     finished_first: list[bool] = []  # at request_finished: had produce()'s finally already run?
 
     def on_finished(**kwargs: Any) -> None:
-        finished_first.append(probe.finished.is_set())
+        if in_this_test.get():  # not another test's request, ending late in the live server
+            finished_first.append(probe.finished.is_set())
 
     async def scenario() -> None:
+        in_this_test.set(True)
         app = get_asgi_application()
         body_sent = asyncio.Event()
         disconnected = asyncio.Event()
@@ -101,12 +103,17 @@ def test_a_request_the_server_cancels_ends_its_stream_before_the_cancellation_re
             ended.append(reason)
 
     def on_finished(**kwargs: Any) -> None:
-        finished.append(probe.finished.is_set())
+        if in_this_test.get():  # not another test's request, ending late in the live server
+            finished.append(probe.finished.is_set())
+
+    app = dualstream_asgi_application()
+
+    async def marked_app(scope: Any, receive: Any, send: Any) -> None:
+        in_this_test.set(True)  # in the application's task: the communicator runs it in an empty context
+        await app(scope, receive, send)
 
     async def scenario() -> list[asyncio.Task[Any]]:
-        communicator = ApplicationCommunicator(
-            dualstream_asgi_application(), http_scope(path, f"probe={token}&stream=1&delay=100")
-        )
+        communicator = ApplicationCommunicator(marked_app, http_scope(path, f"probe={token}&stream=1&delay=100"))
         await communicator.send_input({"type": "http.request", "body": b""})
         if path == "/endless/":
             assert (await communicator.receive_output(5))["status"] == 200
