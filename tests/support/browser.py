@@ -64,3 +64,20 @@ def wait_streams(condition, timeout: float = 10.0) -> bool:
     """Wait until ``condition()`` holds of the demo's clock streams (``CLOCK_STREAMS``), which the server changes."""
     with CLOCK_STREAMS.changed:
         return CLOCK_STREAMS.changed.wait_for(condition, timeout)
+
+
+def requests_to(page, path: str) -> list:
+    """The requests the page sends to ``path``, each one recorded before it leaves the browser.
+
+    A route holds the request until its handler has run, so a request whose answer the page has seen
+    is in the list. The ``request`` event gives no such order: under load it reached Python after
+    ``evaluate`` had returned with the answers to the requests it announced.
+    """
+    sent: list = []
+
+    def record(route) -> None:
+        sent.append(route.request)
+        route.continue_()
+
+    page.route(f"**{path}*", record)
+    return sent

@@ -80,7 +80,8 @@ def dualstream_shared_page(chromium_browser):
 def sse_loopback_server():
     """A tiny threaded HTTP server on 127.0.0.1 that writes scripted responses piece by piece.
 
-    ``server.scripts[path] = fn(request) -> (status, content_type, [(bytes, delay_seconds), ...])``;
+    ``server.scripts[path] = fn(request) -> (status, content_type, [(bytes, delay_seconds), ...])``, where a
+    delay may be a ``threading.Event`` to wait for instead;
     the body is sent in those pieces, flushed one by one, and ends when the connection closes
     (HTTP/1.0), which is how a cut stream looks. ``server.requests`` keeps what arrived, header
     names lower-cased: unlike ``page.route``, a real server sees every header, e.g. ``Last-Event-ID``.
@@ -125,7 +126,10 @@ def sse_loopback_server():
             self.end_headers()
             try:
                 for data, delay in pieces:
-                    if delay:
+                    if isinstance(delay, threading.Event):
+                        if not delay.wait(10):  # the test's go-ahead, which never came: cut the response
+                            return
+                    elif delay:
                         time.sleep(delay)
                     self.wfile.write(data)
                     self.wfile.flush()

@@ -7,11 +7,13 @@ the page shows. Screenshots of every page, wide and 400 px narrow, are written t
 
 from __future__ import annotations
 
+import asyncio
 import re
-import time
+import threading
 
 import pytest
 
+from tests.support.browser import requests_to
 from tests.support.paths import ROOT
 from tests.support.probes import new_probe
 
@@ -121,22 +123,63 @@ def test_tabs_page_shows_which_tab_leads(page):
 # --- ticker ---------------------------------------------------------------------------------------
 
 
-def test_ticker_shows_batch_and_stream_side_by_side(page):
+# The lines the ticker's panels add, grouped by turn of the page's event loop (one MutationObserver
+# callback each) and in order; a new run (submit) starts a new record.
+RECORD_TICKER_TURNS_JS = """
+() => {
+  window.turns = [];
+  document.addEventListener("submit", () => { window.turns = []; }, { capture: true });
+  new MutationObserver((records) => {
+    const added = records.flatMap((r) => [...r.addedNodes].filter((n) => n.nodeName === "LI")
+      .map((n) => [r.target.closest("[id]").id, n.textContent]));
+    if (added.length) window.turns.push(added);
+  }).observe(document.querySelector(".panels"), { childList: true, subtree: true });
+}
+"""
+
+
+@pytest.fixture
+def ticker_gate(monkeypatch):
+    """A ``threading.Event`` that the ticker's last step (``n`` 0) waits for, in the stream and the batch alike."""
+    from project.demo.views import TickerView
+
+    gate = threading.Event()
+    produce = TickerView.produce
+
+    async def gated(self, request, *args, **kwargs):
+        async for event in produce(self, request, *args, **kwargs):
+            if event.data["n"] == 0:
+                await asyncio.to_thread(gate.wait)
+            yield event
+
+    monkeypatch.setattr(TickerView, "produce", gated)
+    try:
+        yield gate
+    finally:
+        gate.set()  # a failed test leaves no producer waiting
+
+
+def test_ticker_shows_batch_and_stream_side_by_side(page, ticker_gate):
+    """While the server holds the last step, the stream shows every step before it and the batch nothing;
+    once it is produced, the batch shows all of its steps at once (in one turn of the page's event loop)."""
     page.goto("/ticker/")
-    fill(page, "#ticker-form", **{"from": 5, "interval": 250})
+    page.evaluate(RECORD_TICKER_TURNS_JS)
+    fill(page, "#ticker-form", **{"from": 5, "interval": 50})
     page.locator("#ticker-form button[type=submit]").click()
+    lines = [f"{n} left · {100 * (5 - n) // 5}%" for n in range(5, -1, -1)] + ["complete"]
+    expect(page.locator("#stream .count")).to_have_text("5")
+    assert texts(page, "#stream .log li") == lines[:5]
+    assert texts(page, "#batch .log li") == [] and page.text_content("#batch .count") == "0"
+    ticker_gate.set()
     for panel in ("#batch", "#stream"):
         expect(page.locator(f"{panel} .state")).to_have_text("complete")
-        assert texts(page, f"{panel} .log li") == [f"{n} left · {100 * (5 - n) // 5}%" for n in range(5, -1, -1)] + [
-            "complete"
-        ]
+        assert texts(page, f"{panel} .log li") == lines
         assert page.locator(f"{panel} progress").evaluate("p => p.value") == 100
         expect(page.locator(f"{panel} .count")).to_have_text("6")
-    batch_first, batch_total = ms(page.text_content("#batch .first")), ms(page.text_content("#batch .total"))
-    stream_first, stream_total = ms(page.text_content("#stream .first")), ms(page.text_content("#stream .total"))
-    # Five intervals of 250 ms: the stream's first step arrives long before, the batch's with the rest.
-    assert stream_first < 600 <= batch_first <= batch_total, (stream_first, batch_first)
-    assert stream_total >= 1000 and batch_total - batch_first < 200
+        assert ms(page.text_content(f"{panel} .first")) <= ms(page.text_content(f"{panel} .total"))
+    turns = page.evaluate("window.turns")
+    batch_turns = [turn for turn in turns if any(panel == "batch" for panel, _ in turn)]
+    assert batch_turns == [[["batch", line] for line in lines]], turns
     screenshot(page, "ticker")
 
 
@@ -210,24 +253,27 @@ def test_reconnect_after_the_page_drops_the_stream_resumes_with_the_query(page):
 def test_a_finished_stream_is_not_replayed_by_a_plain_eventsource(page, live_url):
     """No ``close()`` on ``done``: the browser reconnects after ``retry``, gets 204, and stops for good."""
     token, probe = new_probe()
-    statuses: list[int] = []
-    page.on("response", lambda r: statuses.append(r.status) if "/retry/" in r.url else None)
+    requests = requests_to(page, "/retry/")
     page.goto("/")
     out = page.evaluate(
-        """async (url) => {
+        """(url) => new Promise((resolve) => {
           const source = new EventSource(url);  // never closed by this code
-          const got = { messages: [], done: 0, errors: 0 };
+          const got = { messages: [], done: 0, errors: [] };
           source.onmessage = (e) => got.messages.push(e.lastEventId);
           source.addEventListener("done", () => { got.done += 1; });
-          source.onerror = () => { got.errors += 1; };
-          await new Promise((r) => setTimeout(r, 1500));  // several times the 200 ms retry
-          return { ...got, readyState: source.readyState };
-        }""",
+          source.onerror = () => {
+            got.errors.push(source.readyState);
+            // CLOSED: the browser gave up, and an EventSource that has does not reconnect again. A
+            // second error is the end of a replayed stream, or a refused reconnect: enough to fail.
+            if (source.readyState === EventSource.CLOSED || got.errors.length > 1) resolve(got);
+          };
+        })""",
         f"/retry/?n=3&retry=200&probe={token}",
     )
-    assert out["messages"] == ["0", "1", "2"] and out["done"] == 1
-    assert out["readyState"] == 2  # EventSource.CLOSED: it gave up after the 204
-    assert statuses == [200, 204]
+    # The end of the stream (CONNECTING: it reconnects after retry), then the 204 (CLOSED).
+    assert out == {"messages": ["0", "1", "2"], "done": 1, "errors": [0, 2]}
+    assert [request.response().status for request in requests] == [200, 204]
+    assert probe.finished.wait(10)
     assert probe.produced == 3 and probe.exit == "returned"  # the producer ran once
 
 
@@ -273,8 +319,25 @@ def test_errors_page_a_failure_before_the_first_item_and_a_hidden_500(page):
     screenshot(page, "errors-before-first-item")
 
 
+# Every <img> or <script> added to the document from now on, however deep in what was added.
+RECORD_ELEMENTS_JS = """
+() => {
+  window.created = [];
+  new MutationObserver((records) => {
+    for (const node of records.flatMap((r) => [...r.addedNodes])) {
+      if (node.nodeType !== Node.ELEMENT_NODE) continue;
+      for (const el of [node, ...node.querySelectorAll("img, script")]) {
+        if (["IMG", "SCRIPT"].includes(el.tagName)) window.created.push(el.outerHTML);
+      }
+    }
+  }).observe(document.documentElement, { childList: true, subtree: true });
+}
+"""
+
+
 def test_hostile_event_data_is_shown_as_text_and_never_run(page):
     page.goto("/errors/")
+    page.evaluate(RECORD_ELEMENTS_JS)
     fill(page, "#errors-form", items=2, interval=0, failure="gone", message=HOSTILE_MESSAGE, label=HOSTILE_ITEM)
     page.locator("#errors-form button[type=submit]").click()
     expect(page.locator("#stream .state")).to_have_text("error event")
@@ -282,7 +345,8 @@ def test_hostile_event_data_is_shown_as_text_and_never_run(page):
     assert texts(page, "#stream .log li") == [f"#1 {HOSTILE_ITEM} 1", f"#2 {HOSTILE_ITEM} 2"]
     for panel in ("#batch", "#stream"):
         assert page.locator(f"{panel} .failure .message").text_content() == HOSTILE_MESSAGE
-    time.sleep(0.3)  # an <img onerror> would have fired by now
+    # No element came of the data, so no handler of it can run later: no wait for an <img onerror>.
+    assert page.evaluate("window.created") == []
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert page.locator("main img, main script").count() == 0
     screenshot(page, "errors-hostile")
@@ -291,12 +355,16 @@ def test_hostile_event_data_is_shown_as_text_and_never_run(page):
 # --- the recipes of docs/browser.md, against the real server ---------------------------------------
 
 
+# The recipe's handlers; the page answers once the source is closed, by the recipe or by the browser:
+# a closed EventSource fires nothing more. The timer only bounds a test that fails.
 PLAIN_EVENTSOURCE_JS = """
-async (url) => {
+(url) => new Promise((resolve) => {
   const log = [];
   const source = new EventSource(url);
+  const settle = () => { if (source.readyState === EventSource.CLOSED) resolve({ log, readyState: source.readyState }); };
+  setTimeout(() => resolve({ log, readyState: source.readyState, timedOut: true }), 10000);
   source.onmessage = (e) => log.push(["item", JSON.parse(e.data), e.lastEventId]);
-  source.addEventListener("done", () => { log.push(["done"]); source.close(); });
+  source.addEventListener("done", () => { log.push(["done"]); source.close(); settle(); });
   source.addEventListener("error", (e) => {
     if (e instanceof MessageEvent) {       // the server's `event: error`: it carries data
       const { error } = JSON.parse(e.data);
@@ -307,10 +375,9 @@ async (url) => {
     } else {
       log.push(["refused"]);               // HTTP error, 204 or not text/event-stream: it gave up
     }
+    settle();
   });
-  await new Promise((r) => setTimeout(r, 1200));
-  return { log, readyState: source.readyState };
-}
+})
 """
 
 
@@ -330,6 +397,7 @@ def test_plain_eventsource_tells_the_error_event_from_a_connection_error(page):
     refused = page.evaluate(PLAIN_EVENTSOURCE_JS, "/api/flaky/?stream=1&items=0&failure=forbidden")
     assert refused == {"log": [["refused"]], "readyState": 2}
     cut = page.evaluate(PLAIN_EVENTSOURCE_JS, "/api/feed/?stream=1&count=4&interval=0&cut_every=2&retry=100")
+    assert cut["readyState"] == 2
     assert cut["log"] == [
         ["item", {"n": 1, "of": 4, "after": 0, "via": None}, "1"],
         ["item", {"n": 2, "of": 4, "after": 0, "via": None}, "2"],

@@ -9,26 +9,9 @@ from __future__ import annotations
 import pytest
 
 from project.demo.tabs import CLOCK_STREAMS
-from tests.support.browser import wait_streams
+from tests.support.browser import requests_to, wait_streams
 
 HELPER = "/static/dualstream/dualstream.js"
-
-
-def requests_to(page, path: str) -> list:
-    """The requests the page sends to ``path``, each one recorded before it leaves the browser.
-
-    A route holds the request until its handler has run, so a request whose answer the page has seen
-    is in the list. The ``request`` event gives no such order: under load it reached Python after
-    ``evaluate`` had returned with the answers to the requests it announced.
-    """
-    sent: list = []
-
-    def record(route) -> None:
-        sent.append(route.request)
-        route.continue_()
-
-    page.route(f"**{path}*", record)
-    return sent
 
 
 @pytest.fixture
