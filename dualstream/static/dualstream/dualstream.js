@@ -724,6 +724,7 @@ function shared(s, options, open, lastId, name) {
   let release = null;            // lets go of the lock, while this tab leads
   let abortLock = null;          // withdraws the lock request, while this tab waits for it
   let pending = null;            // events that came before the leader's answer to "hello"
+  let hello = null;              // this tab's "hello", until a leader answers it
   // An event's key: its id, and its position after the event that set that id (0). A new leader
   // resumes after the last id, at position 1, as every leader before it counted.
   let prev = lastId;
@@ -766,6 +767,7 @@ function shared(s, options, open, lastId, name) {
   function lead() {
     s.setRole("leader");
     if (pending) { for (const [ev, key] of pending) deliver(ev, key); pending = null; }
+    hello = null;
     post({ t: "lead" });
     prev = lastId;
     index = 0;
@@ -815,6 +817,7 @@ function shared(s, options, open, lastId, name) {
       }
       post({ t: "sync", to: m.from, lastId, replay, state: s.state });
     } else if (m.t === "sync" && m.to === me && pending) {
+      hello = null;
       if (m.replay === null) return fallBack();   // too much missed: read it from the server alone
       if (!lastId) { lastId = m.lastId; prev = lastId; }
       for (const { ev, key } of m.replay) deliver(ev, key);
@@ -823,6 +826,8 @@ function shared(s, options, open, lastId, name) {
       s.setState(m.state);
     } else if (m.t === "lead" && !release) {
       post({ t: "names", names });
+      // A "hello" sent while no tab led (tabs opening together) was answered by nobody: ask this one.
+      if (pending && hello) post(hello);
     } else if (m.t === "names" && release) {
       conn?.listen(m.names);
     } else if (m.t === "ping" && release) {
@@ -836,7 +841,8 @@ function shared(s, options, open, lastId, name) {
     pending = [];
     s.setRole("follower");
     s.setState("connecting");
-    post({ t: "hello", from: me, lastId, fresh, names });
+    hello = { t: "hello", from: me, lastId, fresh, names };
+    post(hello);
     requestLock(false);
     heard = true;
     pinged = false;

@@ -721,3 +721,37 @@ def test_a_handover_repeats_no_event_without_an_id(chromium_browser, sse_loopbac
         assert [r["path"] for r in server.requests] == ["/mixed?stream=1", "/mixed?stream=1&lastEventId=1"]
     finally:
         context.close()
+
+
+HOLD_LOCK_JS = """
+(path) => new Promise((held) => navigator.locks.request("dualstream " + new URL(path, location.href).href, () => {
+  held();
+  return new Promise((letGo) => { window.letGo = letGo; });
+}))
+"""
+
+
+def test_tabs_that_joined_before_any_leader_get_their_events_from_the_first(chromium_browser, sse_loopback_server):
+    """A tab's "hello" asks the leader where the stream is; one that reached no leader (tabs opening
+    together: a session restored, or the lock held by a tab whose leader has not started) was never
+    answered, and that tab kept every event it heard pending, for ever. Here the lock is held by a
+    page that is no tab of the stream while both tabs join."""
+    server = sse_loopback_server
+    server.scripts["/mixed"] = lambda request: (200, SSE, [(b"id: 1\ndata: 1\n\ndata: 2\n\n", 0), (b"", 30)])
+    context = chromium_browser.new_context(service_workers="block")
+    try:
+        holder, first, second = context.new_page(), context.new_page(), context.new_page()
+        for page in (holder, first, second):
+            page.goto(f"{server.url}/")
+        holder.evaluate(HOLD_LOCK_JS, "/mixed?stream=1")
+        for page in (first, second):
+            page.evaluate(SHARED_JS, MODULE_PATH)
+            page.wait_for_function("window.role === 'follower'")  # its hello went out, to no leader
+        holder.evaluate("window.letGo()")
+        first.wait_for_function("window.role === 'leader'")  # the first in the lock's queue
+        for page in (first, second):
+            page.wait_for_function("window.got.length === 2", timeout=10_000)
+        assert second.evaluate("window.got") == [1, 2]
+        assert len(server.requests) == 1
+    finally:
+        context.close()
