@@ -49,7 +49,14 @@ def compact_dumps(encoder_class: type[json.JSONEncoder]) -> Dumps:
     return dumps
 
 
-_MARKER = "\0dualstream-items\0"
+#: Stands for a document's items while it is encoded around them (``around_items()``).
+ITEMS_MARKER = "\0dualstream-items\0"
+
+
+def around_items(dumps: Dumps, document: Any) -> tuple[str, str] | None:
+    """The JSON text of ``document`` before and after its list ``[ITEMS_MARKER]``; None if it holds no such list."""
+    opening, found, closing = dumps(document).partition(dumps([ITEMS_MARKER]))
+    return (opening, closing) if found else None
 
 
 def encode_document(dumps: Dumps, document: Any, items: list[Any]) -> str:
@@ -65,7 +72,8 @@ def encode_document(dumps: Dumps, document: Any, items: list[Any]) -> str:
         opening, closing = "", ""
     else:
         keys = [key for key, value in document.items() if value is items] if isinstance(document, dict) else []
-        if not keys:
+        split = around_items(dumps, {**document, keys[0]: [ITEMS_MARKER]}) if keys else None
+        if split is None:
             return dumps(document)
-        opening, _, closing = dumps({**document, keys[0]: [_MARKER]}).partition(dumps([_MARKER]))
+        opening, closing = split
     return opening + "[" + ",".join([dumps(item) for item in items]) + "]" + closing

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from django.utils.html import escape
 
-from .encoding import Dumps
+from .encoding import ITEMS_MARKER, Dumps, around_items
 from .events import Event
 from .html import Fragment, Signals, error_html
 
@@ -27,9 +27,6 @@ Document = Callable[[list[Any]], Any]
 
 def items_document(items: list[Any]) -> Any:
     return {"items": items}
-
-
-_ITEMS_MARKER = "\0dualstream-items\0"
 
 
 class Renderer:
@@ -161,13 +158,13 @@ class JSONArrayRenderer(Renderer):
 
     def start(self) -> str:
         # The document with a marker list in place of the items, split around that list.
-        marker = self.dumps([_ITEMS_MARKER])
-        opening, found, closing = self.dumps(self.document([_ITEMS_MARKER])).partition(marker)
-        if not found:
+        split = around_items(self.dumps, self.document([ITEMS_MARKER]))
+        if split is None:
             raise TypeError(
                 "get_batch_document() must put the items list in the document as it is, to stream it "
                 "(batch_streaming = True)"
             )
+        opening, closing = split
         self.closing = "]" + closing
         return opening + "["
 
