@@ -315,7 +315,7 @@ class Pump:
         closes before the caller goes on); from another thread, as soon as the loop gets to it.
         """
         loop = self.loop
-        if _running_loop() is loop:
+        if running_loop() is loop:
             self._end(reason)
         elif not loop.is_closed():
             try:
@@ -331,7 +331,7 @@ class Pump:
         loop = self.loop
         if loop.is_closed():
             return
-        if _running_loop() is not loop:
+        if running_loop() is not loop:
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(reason), loop))
             return
         self._end(reason)
@@ -376,7 +376,7 @@ class Pump:
         cancelled meanwhile, ``produce()`` is closed before the cancellation propagates.
         """
         loop = self.loop
-        if _running_loop() is not loop:
+        if running_loop() is not loop:
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.prime(), loop))
             return
         self._start()
@@ -565,7 +565,8 @@ class Pump:
             await self._on_end(StreamEnd(self.reason, items, self.loop.time() - self._began, self._error))
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None in plain synchronous code."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

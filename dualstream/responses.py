@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from asgiref.sync import async_to_sync
 from django.http import StreamingHttpResponse
 
-from .pump import EndReason, Pump
+from .pump import EndReason, Pump, running_loop
 
 T = TypeVar("T")
 
@@ -90,7 +90,7 @@ class StreamResponse(StreamingHttpResponse):
         waits for it as it stops. Async code cannot wait: the pump's task closes ``produce()``.
         """
         pump, bridge = self._pump, self._bridge
-        if bridge is None and not pump.done and not _in_async_code():
+        if bridge is None and not pump.done and running_loop() is None:
             async_to_sync(pump.aclose)(EndReason.CLIENT_GONE)
         else:
             pump.end(EndReason.CLIENT_GONE)
@@ -157,14 +157,6 @@ async def _finish(loop: asyncio.AbstractEventLoop) -> None:
     if others:
         await asyncio.wait(others)
     await loop.shutdown_asyncgens()
-
-
-def _in_async_code() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 async def _next(iterator: AsyncIterator[T]) -> T:
