@@ -31,7 +31,9 @@ def test_uvicorns_graceful_shutdown_timeout_runs_the_producers_finally_and_logs_
         logger.removeHandler(ends)
         logger.setLevel(level)
     assert probe.finished.is_set() and probe.exit in ("cancelled", "closed")  # closed: paused on a full buffer
-    assert [r.reason for r in ends.records if r.getMessage().startswith("Stream ended")] == ["client_gone"]  # type: ignore[attr-defined]
+    # Its own stream's: another test's stream in the live server may end meanwhile.
+    own = [r for r in ends.records if getattr(r, "request", None) and r.request.GET.get("probe") == token]  # type: ignore[attr-defined]
+    assert [r.reason for r in own if r.getMessage().startswith("Stream ended")] == ["client_gone"]  # type: ignore[attr-defined]
 
 
 class Records(logging.Handler):
