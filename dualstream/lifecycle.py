@@ -48,7 +48,8 @@ class Streams:
 
     def __init__(self) -> None:
         self._open: set[Pump] = set()
-        self._sending: set[asyncio.Task[Any]] = set()  # the tasks sending streams, until they end
+        # The tasks sending streams, until they are done, each with its pump.
+        self._sending: dict[asyncio.Task[Any], Pump] = {}
         self._lock = threading.Lock()  # WSGI streams run on loops of their own, in other threads
         self.stopping = False
         self._chained = False
@@ -57,18 +58,22 @@ class Streams:
         return len(self._open)
 
     def add(self, pump: Pump) -> None:
-        """Hold ``pump``; called by ``respond.stream_response()``, in the task of Django's handler that sends the response."""
+        """Hold ``pump``; called by ``respond.stream_response()``, in the task of Django's handler that sends the response.
+
+        Once that task is done, sent or not (cancelled in a middleware, say), nobody reads the stream on: it ends.
+        """
         task = asyncio.current_task() if in_request_task() else None
         with self._lock:
             self._open.add(pump)
             if task is not None:
-                self._sending.add(task)
+                self._sending[task] = pump
         if task is not None:
             task.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[Any]) -> None:
         with self._lock:
-            self._sending.discard(task)
+            pump = self._sending.pop(task)
+        pump.end(EndReason.CLIENT_GONE)
 
     def discard(self, pump: Pump) -> None:
         with self._lock:

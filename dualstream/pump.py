@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -183,19 +181,14 @@ class Deadlines:
 
 
 class _QuietPoint:
-    """Where a stream's producer is parked (``parked()``): its headers are due, and its ``on_started`` may run.
+    """Where a stream's producer is parked (``parked()``): its headers are due, and its ``on_started`` may run."""
 
-    The producer task's context refers to it, and the task to its context: the
-    task is held weakly, so that no cycle outlives the stream.
-    """
-
-    __slots__ = ("callback", "headers_due", "sending", "task", "waiter")
+    __slots__ = ("callback", "headers_due", "sending", "waiter")
 
     def __init__(self, callback: Callable[[], Awaitable[object]] | None, headers_due: Callable[[], None]) -> None:
         self.callback = callback
         self.headers_due: Callable[[], None] | None = headers_due  # the pump's, until it is called
         self.sending = False  # the response has started
-        self.task: weakref.ref[asyncio.Task[Any]] | None = None  # the producer task, once it runs
         self.waiter: asyncio.Future[Any] | None = None  # the producer's, while it is parked
 
     def start_sending(self) -> None:
@@ -219,8 +212,9 @@ class _QuietPoint:
             await callback()
 
 
-#: The producer task's quiet point while its ``on_started`` is pending (``parked()``).
-_quiet_point: ContextVar[_QuietPoint | None] = ContextVar("dualstream_quiet_point", default=None)
+#: Each running producer task's quiet point (``parked()``). Not a context variable: setting one in the
+#: task adds a context mapping per stream, and tasks that inherit the context are not the producer.
+_quiet_points: dict[asyncio.Task[Any], _QuietPoint] = {}
 
 
 def parked(waiter: asyncio.Future[Any]) -> Awaitable[Any]:
@@ -235,9 +229,8 @@ def parked(waiter: asyncio.Future[Any]) -> Awaitable[Any]:
     waits again. Outside a pump's producer, or once ``on_started`` has run, this is
     ``waiter`` itself: no coroutine kept across the wait (see ``_output_waiter()``).
     """
-    quiet = _quiet_point.get()
-    # Not in another task that inherited the producer's context: produce() might be running meanwhile.
-    if quiet is None or quiet.task is None or quiet.task() is not asyncio.current_task():
+    quiet = _quiet_points.get(asyncio.current_task())  # type: ignore[arg-type]  # None: no task, no entry
+    if quiet is None:
         return waiter
     if quiet.headers_due is not None:
         headers_due, quiet.headers_due = quiet.headers_due, None
@@ -493,11 +486,10 @@ class Pump:
         quiet: _QuietPoint | None = self._quiet  # on_started, if any, runs at the first quiet point once sending
         task = asyncio.current_task()
         assert task is not None
-        self._quiet.task = weakref.ref(task)
-        _quiet_point.set(self._quiet)  # in this task's context: what parked() finds
         self._stage = Stage.RUNNING
         # A cancellation nobody asked the pump for (the loop's teardown) is no completion.
         outcome = EndReason.CLIENT_GONE
+        _quiet_points[task] = self._quiet  # what parked() finds, in this task only
         try:
             if self.reason is not None:  # ended before this first step (_end): produce() never runs
                 await self._items.aclose()
@@ -528,6 +520,7 @@ class Pump:
             self._error = exc
             outcome = EndReason.ERROR
         finally:
+            del _quiet_points[task]
             self._stage = Stage.FINISHED
             if outcome is EndReason.COMPLETED:
                 self._check_utf8()  # what the consumer has not taken yet: the end reported must be the one sent

@@ -28,9 +28,9 @@ from .lifecycle import streams
 from .negotiation import Mode
 from .pump import EndReason, Pump, StreamEnd
 from .renderers import JSONArrayRenderer, Renderer
-from .responses import StreamResponse, WSGIBridge, unsent
+from .responses import StreamResponse, WSGIBridge
 from .signals import stream_finished
-from .threads import in_request_task, producer_context, release_idle_thread
+from .threads import producer_context, release_idle_thread
 
 if TYPE_CHECKING:
     from .views import DualModeView
@@ -86,12 +86,6 @@ async def stream_response(
     )
     streams.add(pump)
     streams.chain_shutdown_handlers()
-    if in_request_task():
-        # This task sends the response: once it is done, sent or not (cancelled in a middleware, say),
-        # nobody reads the stream on.
-        task = asyncio.current_task()
-        assert task is not None
-        task.add_done_callback(unsent(pump))
     handed_over = False
     try:
         await pump.prime()  # on the pump's loop, wherever this runs

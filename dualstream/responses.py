@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
@@ -49,7 +49,7 @@ class StreamResponse(StreamingHttpResponse):
     never closes a response whose request task was cancelled before it was
     sent. So the stream is ended (``Pump.end()``, from whichever thread) when
     its body is closed, when the response is closed, when the task that was to
-    send it is done (``unsent()``), and when the response is dropped unsent (a
+    send it is done (``lifecycle.streams``), and when the response is freed unsent (a
     cancellation inside a middleware): then the pump's own task closes
     ``produce()``, never the garbage collector.
 
@@ -59,16 +59,27 @@ class StreamResponse(StreamingHttpResponse):
     """
 
     def __init__(self, pump: Pump, *, bridge: WSGIBridge | None = None, **kwargs: Any) -> None:
+        # First, so that __del__ ends the pump even if this fails. Weak: a collection of a cycle clears weak
+        # references before finalizers run, so a pump collected with its response is left alone, not put
+        # back in reach by the call end() schedules on its loop.
+        self._pump_ref = weakref.ref(pump)
+        self._pump = pump
         self._chunks = pump.chunks()
         super().__init__(self._chunks, **kwargs)
         # What __aiter__ hands over, until a middleware replaces the body.
         self._body: AsyncIterator[bytes] | None = self._chunks
-        self._pump = pump
         self._bridge = bridge
-        # A weak reference: the finalizer's arguments live as long as the response, and anything they
-        # reach must not lead back to it (the task that sends it holds it as its result). The pump
-        # stays alive until it ends: lifecycle.streams holds it.
-        weakref.finalize(self, _dropped, weakref.ref(pump))
+
+    def __del__(self) -> None:
+        """Freed unclosed: the stream ends, and its pump's own task closes ``produce()``.
+
+        Django 6 frees such a response (cancelled in a middleware) just before it
+        sends ``request_finished``: the end is requested at once, so that a
+        queryset's cursor closes before that signal closes the connection.
+        """
+        pump = self._pump_ref()
+        if pump is not None:
+            pump.end(EndReason.CLIENT_GONE)
 
     def _set_streaming_content(self, value: Any) -> None:
         super()._set_streaming_content(value)  # type: ignore[misc]  # Django's, not in django-stubs
@@ -127,27 +138,6 @@ class StreamResponse(StreamingHttpResponse):
                     return
         finally:
             self._end_stream()
-
-
-def unsent(pump: Pump) -> Callable[[asyncio.Task[Any]], None]:
-    """A done callback for the task that sends the response: once it is done, nobody reads the stream on."""
-
-    def end_unread(task: asyncio.Task[Any]) -> None:
-        pump.end(EndReason.CLIENT_GONE)
-
-    return end_unread
-
-
-def _dropped(pump_ref: weakref.ref[Pump]) -> None:
-    """A response freed unclosed: its stream ends, and its pump's own task closes ``produce()``.
-
-    Django 6 frees such a response (cancelled in a middleware) just before it
-    sends ``request_finished``: the end is requested at once, so that a
-    queryset's cursor closes before that signal closes the connection.
-    """
-    pump = pump_ref()
-    if pump is not None:
-        pump.end(EndReason.CLIENT_GONE)
 
 
 async def _finish(loop: asyncio.AbstractEventLoop) -> None:
