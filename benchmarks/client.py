@@ -9,8 +9,10 @@ Comments (heartbeats, pings) are not counted; a final ``done`` event is.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from .procs import HOST
 
@@ -39,6 +41,7 @@ class SSECounter(asyncio.Protocol):
         self.t_first = 0.0
         self.t_last = 0.0  # when the latest event arrived
         self.t_end = 0.0
+        self.responded: asyncio.Future[None] = loop.create_future()  # the answer's first bytes (its headers)
         self.first_event: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
 
@@ -53,6 +56,7 @@ class SSECounter(asyncio.Protocol):
                 self.status = int(data.split(b" ", 2)[1])
             except (IndexError, ValueError):
                 self.status = -1
+            self.responded.set_result(None)
         self.nbytes += len(data)
         # Matches inside this read, plus one that straddles the previous read and this one.
         n = data.count(MARK) + (self._tail + data[: len(MARK) - 1]).count(MARK)
@@ -66,6 +70,8 @@ class SSECounter(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.t_end = time.perf_counter()
+        if not self.responded.done():
+            self.responded.set_result(None)  # with status None: no answer came
         if not self.first_event.done():
             self.first_event.set_result(None)  # with t_first == 0: no event came
         if not self.closed.done():
@@ -121,6 +127,23 @@ async def time_to_first_event(port: int, path: str, timeout: float) -> float:
         await asyncio.wait_for(asyncio.shield(c.closed), timeout)
 
 
+async def get_json(port: int, path: str, timeout: float) -> Any:
+    """A plain ``GET`` (on a new connection, closed after): its JSON body; ``RuntimeError`` unless a 200."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: application/json\r\nConnection: close\r\n\r\n".encode()
+        )
+        raw = await asyncio.wait_for(reader.read(), timeout)  # to the end: the server closes
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1:2]
+    if status != [b"200"]:
+        raise RuntimeError(f"GET {path}: {head.splitlines()[:1]!r}")
+    return json.loads(body)  # every publish answer has a Content-Length
+
+
 class IdleFleet:
     """Many long-lived streams that each receive an event now and then."""
 
@@ -130,11 +153,12 @@ class IdleFleet:
         self.streams: list[SSECounter] = []
         self.failed = 0
 
-    async def open(self, k: int, batch: int, timeout: float) -> None:
-        """Open ``k`` streams, ``batch`` at a time; a stream counts as open once its first event arrived."""
+    async def open(self, k: int, batch: int, timeout: float, first_event: bool = True) -> None:
+        """Open ``k`` streams, ``batch`` at a time; a stream counts as open once its first event arrived
+        (``first_event=False``: once a 200's headers arrived, for a stream that starts silent)."""
         for start in range(0, k, batch):
             results = await asyncio.gather(
-                *(self._open_one(timeout) for _ in range(min(batch, k - start))), return_exceptions=True
+                *(self._open_one(timeout, first_event) for _ in range(min(batch, k - start))), return_exceptions=True
             )
             for r in results:
                 if isinstance(r, SSECounter):
@@ -142,12 +166,17 @@ class IdleFleet:
                 else:
                     self.failed += 1
 
-    async def _open_one(self, timeout: float) -> SSECounter:
+    async def _open_one(self, timeout: float, first_event: bool) -> SSECounter:
         c = await asyncio.wait_for(connect(self.port, self.path), timeout)
         try:
-            await asyncio.wait_for(asyncio.shield(c.first_event), timeout)
-            if not c.t_first:
-                raise ConnectionError(f"closed before the first event (HTTP {c.status})")
+            if first_event:
+                await asyncio.wait_for(asyncio.shield(c.first_event), timeout)
+                if not c.t_first:
+                    raise ConnectionError(f"closed before the first event (HTTP {c.status})")
+            else:
+                await asyncio.wait_for(asyncio.shield(c.responded), timeout)
+                if c.status != 200 or c.closed.done():
+                    raise ConnectionError(f"no open stream (HTTP {c.status})")
         except BaseException:
             c.close()
             raise
@@ -171,6 +200,11 @@ class IdleFleet:
             received += n
             expected += ((c.t_last if n else now) - t0) / period
         return received, expected
+
+    @property
+    def events(self) -> int:
+        """Events received by all the streams so far."""
+        return sum(c.events for c in self.streams)
 
     @property
     def alive(self) -> int:

@@ -25,7 +25,7 @@ from benchmarks import run_async, scenarios
 from benchmarks.procs import ROOT, SERVERS, ServerSpec, raise_nofile
 from benchmarks.report import machine_info
 
-SCENARIOS = "ABCDE"
+SCENARIOS = "ABCDEF"
 
 
 def available(spec: ServerSpec) -> str | None:

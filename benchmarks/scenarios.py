@@ -1,4 +1,4 @@
-"""Scenarios A-E. Each runs every server ``runs`` times (interleaved) and returns a printed table."""
+"""Scenarios A-F. Each runs every server ``runs`` times (interleaved) and returns a printed table."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
 
 from . import client
 from .procs import BASELINE, Server, ServerSpec
@@ -28,15 +30,18 @@ class Config:
     c_window: float
     d_requests: int
     e_events: int
+    f_subscribers: int
+    f_rate: float
+    f_window: float
     server_core: int | None
 
     @classmethod
     def full(cls, runs: int, c_runs: int, core: int | None) -> Config:
-        return cls(runs, 100_000, 50, 2_000, (2_000, 10_000), c_runs, 20.0, 200, 200_000, core)
+        return cls(runs, 100_000, 50, 2_000, (2_000, 10_000), c_runs, 20.0, 200, 200_000, 1_000, 20.0, 10.0, core)
 
     @classmethod
     def quick(cls, runs: int, c_runs: int, core: int | None) -> Config:
-        return cls(runs, 20_000, 50, 400, (1_000,), c_runs, 5.0, 50, 50_000, core)
+        return cls(runs, 20_000, 50, 400, (1_000,), c_runs, 5.0, 50, 50_000, 200, 20.0, 3.0, core)
 
 
 Measure = Callable[[Server], Awaitable[Metrics]]
@@ -277,4 +282,94 @@ async def scenario_e(servers: Sequence[Server], cfg: Config) -> str:
         ],
         rows,
         BASELINE,
+    )
+
+
+# (F) broadcast fan-out: server CPU per delivery ------------------------------------------------
+
+
+async def scenario_f(servers: Sequence[Server], cfg: Config) -> str:
+    k, rate, window = cfg.f_subscribers, cfg.f_rate, cfg.f_window
+    n = max(1, round(rate * window))
+    fleets: dict[str, client.IdleFleet] = {}
+
+    async def deliver(s: Server, fleet: client.IdleFleet, count: int) -> tuple[int, float, float, dict[str, Any]]:
+        """Publish ``count`` events in the server at ``rate``, and wait until every stream has them (or 1 s without one).
+
+        Returns the deliveries, the seconds and the server's CPU seconds from the first publish to the last
+        delivery seen (polled every 0.1 s), and the publisher's answer.
+        """
+        before = last = fleet.events
+        target = before + count * len(fleet.streams)
+        cpu0, t0 = s.cpu_seconds(), time.perf_counter()
+        path = f"{s.spec.prefix}/publish?{urlencode({'rate': rate, 'n': count})}"
+        answer: dict[str, Any] = await client.get_json(s.port, path, timeout=count / rate + 30)
+        t_last, cpu_last = time.perf_counter(), s.cpu_seconds()
+        deadline = t_last + 60
+        while last < target and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+            if (now := fleet.events) > last:
+                last, t_last, cpu_last = now, time.perf_counter(), s.cpu_seconds()
+            elif time.perf_counter() - t_last > 1.0:
+                break
+        return last - before, t_last - t0, cpu_last - cpu0, answer
+
+    async def warmup(s: Server) -> Metrics:
+        # The streams open once per server (subscribed before their headers), then serve every run.
+        fleet = fleets[s.spec.name] = client.IdleFleet(s.port, s.spec.path("topic", 0))
+        await fleet.open(k, batch=250, timeout=60, first_event=False)
+        await deliver(s, fleet, max(1, round(rate)))  # a second's worth: every code path warm
+        return {}
+
+    async def measure(s: Server) -> Metrics:
+        fleet = fleets[s.spec.name]
+        # As in C: the client's thousands of protocol objects are not rescanned, and it has no GC pause.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        try:
+            delivered, seconds, cpu, answer = await deliver(s, fleet, n)
+        finally:
+            gc.enable()
+            gc.unfreeze()
+        expected = answer["published"] * len(fleet.streams)
+        return {
+            "dps": delivered / seconds,
+            "delivered": delivered / expected if expected else 0.0,
+            "cpu_us": cpu / delivered * 1e6 if delivered else float("nan"),
+            "cpu_pct": cpu / seconds * 100,
+            "open": fleet.alive,
+            "failed": fleet.failed,
+        }
+
+    try:
+        rows = await interleaved(servers, cfg.runs, measure, warmup)
+    finally:
+        for fleet in fleets.values():
+            await fleet.close()
+    bare = rows.get("bare-asgi", ({}, {}))[0].get("cpu_us")
+    for medians, _ in rows.values():
+        if bare:
+            medians["cpu_bare"] = medians["cpu_us"] / bare
+    return table(
+        f"(F) broadcast: {k:,} subscribers of one topic, {rate:g} events/s for {window:g} s: "
+        "server CPU per delivery (lower is better)",
+        [
+            Column("cpu_us", "CPU µs/delivery", fmt2, ratio=True, spread=True),
+            Column("cpu_bare", "× bare", fmt2),
+            Column("dps", "deliveries/s", fmt_int),
+            Column("delivered", "delivered", fmt3),
+            Column("cpu_pct", "server CPU %", fmt_int),
+            Column("open", "open", fmt_int),
+            Column("failed", "failed", fmt_int),
+        ],
+        rows,
+        BASELINE,
+        notes=[
+            "A ticker in the server process publishes tick(i) to its one topic; CPU µs/delivery = the server's CPU from",
+            "the first publish to the last event received / events received (the publishing included); × bare = the same",
+            "÷ bare-asgi's; delivered = events received / (published × streams). bare-asgi, sse-starlette and django-naive",
+            "give each subscriber a bounded asyncio.Queue (servers/topic.py); dualstream is TopicView (?stream=1) on the",
+            "memory backend, fed by apublish(). Streams open once per server (open = still open at the end), every run reuses them.",
+        ],
     )

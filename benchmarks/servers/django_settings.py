@@ -22,6 +22,8 @@ if os.environ.get("BENCH_DJANGO_MIDDLEWARE") == "none":
     # run.py --no-middleware: each MiddlewareMixin hop to the request's thread shows in (D) time to first byte.
     MIDDLEWARE = []
 ROOT_URLCONF = "benchmarks.servers.django_urls"
+# Scenario F's TopicView: one process, no Redis (the memory backend is also the default).
+DUALSTREAM = {"BROADCAST": {"BACKEND": "memory"}}
 # Never opened: nothing here touches the database.
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": f"/tmp/dualstream-bench-{os.getpid()}.sqlite3"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 DEFAULT_N = 1000
@@ -13,7 +14,7 @@ TICK_SECONDS = float(os.environ.get("BENCH_TICK_SECONDS", "1.0"))  # benchmarks/
 _PAD = "lorem ipsum dolor sit amet " * 10  # 270 characters
 
 
-def count(query: str | bytes | dict[str, Any], default: int = DEFAULT_N) -> int:
+def count(query: str | bytes | Mapping[str, Any], default: int = DEFAULT_N) -> int:
     """``n`` from a query string or mapping, clamped to ``[0, MAX_N]``."""
     if isinstance(query, bytes):
         query = query.decode("latin-1")
