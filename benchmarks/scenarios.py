@@ -181,6 +181,8 @@ async def idle_once(spec: ServerSpec, cfg: Config, k: int) -> Metrics:
             "cpu_pct": cpu / window * 100,
             "gc_pct": (sum(gc1["seconds"]) - sum(gc0["seconds"])) / window * 100,
             "gc_full": gc1["count"][2] - gc0["count"][2],
+            "gc_young": gc1["count"][0] - gc0["count"][0],
+            "gc_middle": gc1["count"][1] - gc0["count"][1],
             "gc_longest": max(gc1["longest"]),
         }
     finally:
@@ -206,6 +208,8 @@ async def scenario_c(specs: Sequence[ServerSpec], cfg: Config) -> str:
                     Column("delivered", "delivered", fmt3),
                     Column("cpu_pct", "CPU %", fmt_int),
                     Column("gc_pct", "in GC %", fmt_int),
+                    Column("gc_young", "young GCs", fmt_int),
+                    Column("gc_middle", "middle GCs", fmt_int),
                     Column("gc_full", "full GCs", fmt_int),
                     Column("gc_longest", "max GC pause s", fmt2),
                     Column("open_rate", "opened/s", fmt_int),
@@ -218,7 +222,8 @@ async def scenario_c(specs: Sequence[ServerSpec], cfg: Config) -> str:
                     "RSS KiB/stream = (RSS with streams open - RSS before) / streams; threads = OS threads of the server;",
                     "delivered = event rate received in the window / the nominal one a second (per stream, from its last",
                     "event before the window to its last in it); opened/s = streams opened per second (each waits for its",
-                    "first event, 250 in flight). CPU %, in GC % (of wall time), full GCs and max GC pause: server, in the window.",
+                    "first event, 250 in flight). CPU %, in GC % (of wall time), collections of each generation (young: 0,",
+                    "middle: 1, full: 2) and max GC pause: server, in the window.",
                 ],
             )
         )
