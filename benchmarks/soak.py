@@ -12,7 +12,8 @@ and the clock), connects, reads for a random time (one visit in ten leaves withi
 and leaves, half the time with a TCP reset, half with a normal close. Per minute it prints the visits,
 the events delivered (items counted in the raw bytes), the errors, the clock events' delivery latency
 (p50, p99: send time in the server to arrival here), and the server's RSS, asyncio tasks, threads and
-CPU. At the end: totals, and the task and thread counts once every client has gone.
+CPU. Beside the clients, a plain request (the report) goes out every second; at the end: totals, that
+request's p50 and p99 wait, and the task and thread counts once every client has gone.
 
 Errors: a failed or slow (10 s) connection, a status other than 200, a reset from the server, and a
 visit of 5 s or more that received nothing. The server's own log goes to this process's stderr.
@@ -211,6 +212,19 @@ class Soak:
             await asyncio.sleep(rng.uniform(0, 2))  # a client's pause between two visits
 
 
+async def plain_requests(server: Server, deadline: float, answered: Latencies, every: float = 1.0) -> None:
+    """A plain request (``/soak/report/``) every ``every`` seconds until ``deadline``: how long each waits.
+
+    One that gets no answer within 30 s counts as 30 s.
+    """
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        started = loop.time()
+        report = await server_report(server)
+        answered.add(report["seconds"] if report else 30.0)
+        await asyncio.sleep(max(0.0, started + every - loop.time()))
+
+
 async def server_report(server: Server, timeout: float = 30.0) -> dict[str, Any] | None:
     """``/soak/report/`` (tasks, threads) and ``seconds``, the time it took: how long a new request waits.
 
@@ -272,6 +286,8 @@ async def soak(args: argparse.Namespace, server_core: int | None) -> int:
         deadline = start + args.duration
         s = Soak(server, args.clients, args.seed)
         clients = [asyncio.create_task(s.client(i, deadline)) for i in range(args.clients)]
+        answered = Latencies()
+        prober = asyncio.create_task(plain_requests(server, deadline, answered))
         rows: list[Row] = []
         cpu, cpu_at = server.cpu_seconds(), loop.time()
         print(HEADER, flush=True)
@@ -287,9 +303,9 @@ async def soak(args: argparse.Namespace, server_core: int | None) -> int:
             row.report = await server_report(server)
             rows.append(row)
             print(row.line(), flush=True)
-        for task in clients:
+        for task in [*clients, prober]:
             task.cancel()
-        await asyncio.gather(*clients, return_exceptions=True)
+        await asyncio.gather(*clients, prober, return_exceptions=True)
         after = await settled(server, before)
     finally:
         server.stop()
@@ -303,6 +319,10 @@ async def soak(args: argparse.Namespace, server_core: int | None) -> int:
     print(f"\n{args.clients:,} clients for {args.duration:g} s: {total.visits:,} visits, {total.events:,} events")
     print(
         f"clock delivery latency: p50 {ms(total.latencies.percentile(0.5))} ms, p99 {ms(total.latencies.percentile(0.99))} ms"
+    )
+    print(
+        f"a plain request, one a second ({sum(answered.bins.values()):,}), answered in: "
+        f"p50 {ms(answered.percentile(0.5))} ms, p99 {ms(answered.percentile(0.99))} ms"
     )
     print(f"errors: {sum(total.errors.values()):,}" + "".join(f"\n  {k}: {v:,}" for k, v in total.errors.most_common()))
     if rows:
