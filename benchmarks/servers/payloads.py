@@ -14,12 +14,18 @@ TICK_SECONDS = float(os.environ.get("BENCH_TICK_SECONDS", "1.0"))  # benchmarks/
 _PAD = "lorem ipsum dolor sit amet " * 10  # 270 characters
 
 
-def count(query: str | bytes | Mapping[str, Any], default: int = DEFAULT_N) -> int:
-    """``n`` from a query string or mapping, clamped to ``[0, MAX_N]``."""
+def params(query: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A query string (an ASGI scope's bytes, or text) as a mapping; a mapping (Django's ``GET``) as it is."""
     if isinstance(query, bytes):
         query = query.decode("latin-1")
     if isinstance(query, str):
         query = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    return query
+
+
+def count(query: str | bytes | Mapping[str, Any], default: int = DEFAULT_N) -> int:
+    """``n`` from a query string or mapping, clamped to ``[0, MAX_N]``."""
+    query = params(query)
     try:
         n = int(query.get("n", default))
     except (TypeError, ValueError):

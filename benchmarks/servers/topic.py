@@ -69,10 +69,7 @@ HUB = Hub()
 
 def ticker_params(query: str | bytes | Mapping[str, Any]) -> tuple[float, int]:
     """``(rate, n)`` from a query string or mapping: ``rate`` in ``(0, MAX_RATE]``, ``n`` bounded by ``MAX_SECONDS``."""
-    if isinstance(query, bytes):
-        query = query.decode("latin-1")
-    if isinstance(query, str):
-        query = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    query = payloads.params(query)
     try:
         rate = float(query.get("rate", DEFAULT_RATE))
     except (TypeError, ValueError):
