@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -30,17 +30,8 @@ class Probe:
         """Wrap a producer's body: records how it ended, and that its ``finally`` ran."""
         self.started.set()
         try:
-            yield
-            self.exit = "returned"
-        except asyncio.CancelledError:
-            self.exit = "cancelled"
-            raise
-        except GeneratorExit:
-            self.exit = "closed"
-            raise
-        except Exception as exc:
-            self.exit = type(exc).__name__
-            raise
+            with exit_recorded(self):
+                yield
         finally:
             self.finished.set()
 
@@ -48,6 +39,27 @@ class Probe:
         """One more item produced, now."""
         self.produced += 1
         self.produced_at.append(time.monotonic())
+
+
+class Exits(Protocol):
+    exit: str
+
+
+@contextmanager
+def exit_recorded(record: Exits) -> Iterator[None]:
+    """Set ``record.exit`` to how the wrapped producer body ended: "returned", "cancelled", "closed", or the exception's name."""
+    try:
+        yield
+        record.exit = "returned"
+    except asyncio.CancelledError:
+        record.exit = "cancelled"
+        raise
+    except GeneratorExit:
+        record.exit = "closed"
+        raise
+    except Exception as exc:
+        record.exit = type(exc).__name__
+        raise
 
 
 _probes: dict[str, Probe] = {}

@@ -26,6 +26,8 @@ from dualstream.broadcast import TopicView, apublish
 from dualstream.broadcast.backends import get_fanout
 from project.demo.exports import ReadingExport
 
+from .probes import exit_recorded
+
 
 @dataclass
 class Record:
@@ -67,22 +69,13 @@ class Tracked(DualModeView):
         record = tally.start(request.GET.get("probe"))
         pace = float(request.GET.get("pace", 0))
         try:
-            async with aclosing(self.items(request, *args, **kwargs)) as items:
-                async for item in items:
-                    record.produced += 1
-                    yield item
-                    if pace:
-                        await asyncio.sleep(pace)
-            record.exit = "returned"
-        except asyncio.CancelledError:
-            record.exit = "cancelled"
-            raise
-        except GeneratorExit:
-            record.exit = "closed"
-            raise
-        except Exception as exc:
-            record.exit = type(exc).__name__
-            raise
+            with exit_recorded(record):
+                async with aclosing(self.items(request, *args, **kwargs)) as items:
+                    async for item in items:
+                        record.produced += 1
+                        yield item
+                        if pace:
+                            await asyncio.sleep(pace)
         finally:
             tally.finish(record)
 

@@ -119,6 +119,14 @@ COMPLETE = (
     "id: done\n"
     "data: \n\n"
 )
+#: What the helper reports for ``COMPLETE``, the state changes left out.
+COMPLETE_LOG = [
+    ["item", {"n": 1}],
+    ["item", "plain text"],
+    ["item", 42],
+    ["event", "progress", {"pct": 50}],
+    ["done"],
+]
 
 
 def test_stream_delivers_items_events_and_done_without_reconnecting(dualstream_page):
@@ -127,13 +135,7 @@ def test_stream_delivers_items_events_and_done_without_reconnecting(dualstream_p
     page.route(f"{ORIGIN}/events?*", server)
     out = run(page, url="/events?page=2&format=json", events=["progress"], waitAfter=400)
     assert out["outcome"] == "done"
-    assert without_states(out["log"]) == [
-        ["item", {"n": 1}],
-        ["item", "plain text"],
-        ["item", 42],
-        ["event", "progress", {"pct": 50}],
-        ["done"],
-    ]
+    assert without_states(out["log"]) == COMPLETE_LOG
     assert states(out["log"]) == ["connecting", "open", "closed"]
     assert out["state"] == "closed"
     # Closed on `done`: no reconnection although the stream asked for retry: 50.
@@ -302,13 +304,7 @@ def test_post_stream_sends_json_and_reads_sse(dualstream_page):
         page, fn="post", url="/chat", body=body, options={"headers": {"X-CSRFToken": "t0ken"}}, events=["progress"]
     )
     assert out["outcome"] == "done"
-    assert without_states(out["log"]) == [
-        ["item", {"n": 1}],
-        ["item", "plain text"],
-        ["item", 42],
-        ["event", "progress", {"pct": 50}],
-        ["done"],
-    ]
+    assert without_states(out["log"]) == COMPLETE_LOG
     assert states(out["log"]) == ["connecting", "open", "closed"]
     [request] = server.requests
     assert request["method"] == "POST"
