@@ -45,11 +45,15 @@ from benchmarks.procs import CLOCK_TICKS, HOST, ROOT, Server, ServerSpec, raise_
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 TOPIC = "demo-activity"
-APP = "benchmarks.broadcast_asgi:application"
-#: Per server: its settings module, the stream's path, and its Redis keys to delete.
+#: Per server: its settings module, its ASGI application, the stream's path, and its Redis keys to delete.
 SERVERS = {
-    "dualstream": ("project.settings", "/api/activity/?stream=1", ["dualstream:broadcast:" + TOPIC]),
-    "eventstream": ("benchmarks.broadcast_eventstream", "/events/", []),
+    "dualstream": (
+        "project.settings",
+        "benchmarks.broadcast_asgi:dualstream_application",
+        "/api/activity/?stream=1",
+        ["dualstream:broadcast:" + TOPIC],
+    ),
+    "eventstream": ("benchmarks.broadcast_eventstream", "benchmarks.broadcast_asgi:application", "/events/", []),
 }
 STAMP = re.compile(rb'"t": ?(\d+)')
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value; the socket module may not name it
@@ -166,14 +170,14 @@ async def held_per_event(workers: list[Server], subs: list[Subscriber], server: 
 async def run(server: str, subscribers: int, rate: float, seconds: float, held: bool, warmup: float) -> dict[str, Any]:
     import redis
 
-    settings_module, path, keys = SERVERS[server]
+    settings_module, app, path, keys = SERVERS[server]
     os.environ.update(DJANGO_SETTINGS_MODULE=settings_module, REDIS_URL=REDIS_URL, DEBUG="False")
     os.environ.setdefault("SECRET_KEY", "benchmark-only")
     r = redis.Redis.from_url(REDIS_URL)
     if keys:
         r.delete(*keys)
     base_clients = redis_clients(r)
-    workers = [Server(ServerSpec(server, APP), None) for _ in range(2)]
+    workers = [Server(ServerSpec(server, app), None) for _ in range(2)]
     try:
         await asyncio.gather(*(w.wait_ready() for w in workers))
         start_id = (await run_publisher(server, "--once", '{"warm": 0}'))["id"] if server == "dualstream" else None

@@ -84,8 +84,8 @@ import django
 from django.conf import settings
 
 django.setup()
-from django.core.asgi import get_asgi_application
 from django.urls import path
+from dualstream.asgi import get_asgi_application
 from importlib import import_module
 import uvicorn
 

@@ -41,12 +41,13 @@ class ServerSpec:
 
 
 DJANGO_APP = "benchmarks.servers.django_asgi:application"
+DUALSTREAM_APP = "benchmarks.servers.django_asgi:dualstream_application"
 SERVERS: list[ServerSpec] = [
     ServerSpec("bare-asgi", "benchmarks.servers.bare:app"),
     ServerSpec("sse-starlette", "benchmarks.servers.starlette_sse:app", needs=("sse_starlette", "starlette")),
     ServerSpec("django-naive", DJANGO_APP, prefix="/naive", django=True, needs=("django",)),
     ServerSpec(
-        "dualstream", DJANGO_APP, prefix="/ds", query={"stream": "1"}, django=True, needs=("django", "dualstream")
+        "dualstream", DUALSTREAM_APP, prefix="/ds", query={"stream": "1"}, django=True, needs=("django", "dualstream")
     ),
 ]
 BASELINE = "django-naive"

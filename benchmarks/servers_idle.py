@@ -27,23 +27,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import client
-from benchmarks.procs import CLOCK_TICKS, DJANGO_APP, HOST, ROOT, Server, ServerSpec, _child_setup, free_port
+from benchmarks.procs import CLOCK_TICKS, DUALSTREAM_APP, HOST, ROOT, Server, ServerSpec, _child_setup, free_port
 
-SPEC = ServerSpec("dualstream", DJANGO_APP, prefix="/ds", query={"stream": "1"}, django=True)
+SPEC = ServerSpec("dualstream", DUALSTREAM_APP, prefix="/ds", query={"stream": "1"}, django=True)
 COMMANDS = {
     "uvicorn": (
-        "uvicorn", DJANGO_APP, "--host", HOST, "--port", "{port}", "--loop", "uvloop", "--http", "httptools",
+        "uvicorn", DUALSTREAM_APP, "--host", HOST, "--port", "{port}", "--loop", "uvloop", "--http", "httptools",
         "--lifespan", "off", "--no-access-log", "--log-level", "warning", "--backlog", "4096",
     ),
     "hypercorn -w 0": (
-        "hypercorn", DJANGO_APP, "-w", "0", "-k", "uvloop", "-b", f"{HOST}:{{port}}", "--backlog", "4096",
+        "hypercorn", DUALSTREAM_APP, "-w", "0", "-k", "uvloop", "-b", f"{HOST}:{{port}}", "--backlog", "4096",
     ),
     "granian": (
         "granian", "--interface", "asginl", "--host", HOST, "--port", "{port}", "--workers", "1",
         "--loop", "uvloop", "--http", "1", "--no-log", "--backlog", "4096",
-        "--backpressure", "20000", DJANGO_APP,  # default: backlog / workers requests at once, 4,096
+        "--backpressure", "20000", DUALSTREAM_APP,  # default: backlog / workers requests at once, 4,096
     ),
-    "daphne": ("daphne", "-e", f"tcp:{{port}}:interface={HOST}:backlog=4096", "-v", "0", DJANGO_APP),
+    "daphne": ("daphne", "-e", f"tcp:{{port}}:interface={HOST}:backlog=4096", "-v", "0", DUALSTREAM_APP),
 }  # fmt: skip
 
 

@@ -1,4 +1,13 @@
-"""Django's ASGI application, with a server's cancellation of a request reaching the view that answers it.
+"""Django's ASGI application, with a stream's events written by the task that makes them, and a server's
+cancellation of a request reaching the view that answers it.
+
+Django's handler sends a streaming response from the request's task: each
+event of a stream takes a step of the producer task, then a step of that
+one. ``ASGIHandler`` gives a dualstream response the server's ``send``, so
+that the producer task writes an event itself while nothing else is being
+written: half the task steps per event, and none of the objects a waiting
+response task holds, which on thousands of open streams keep the garbage
+collector busy (docs/performance.md). Everything else is Django's handler.
 
 Servers cancel the application's task for a request they give up on:
 uvicorn once ``--timeout-graceful-shutdown`` has passed, hypercorn at
@@ -6,12 +15,12 @@ shutdown, a test's event loop. Django's ``ASGIHandler`` runs the view in a
 task of its own and does not pass that cancellation on: a streaming view
 goes on producing for a client that is gone, until the event loop ends.
 
-``get_asgi_application()`` (in ``asgi.py``, in place of Django's) answers
-such a cancellation as Django answers a client that disconnects: the view's
-task is cancelled, ``produce()``'s ``finally`` runs, the stream's end is
-reported (``client_gone``) and ``request_finished`` is sent; then the
-cancellation goes on to the server. ``PropagateCancellation`` does the same
-around any ASGI application built on Django's handler.
+``PropagateCancellation`` answers such a cancellation as Django answers a
+client that disconnects: the view's task is cancelled, ``produce()``'s
+``finally`` runs, the stream's end is reported (``client_gone``) and
+``request_finished`` is sent; then the cancellation goes on to the server.
+
+``get_asgi_application()`` (in ``asgi.py``, in place of Django's) is both.
 """
 
 from __future__ import annotations
@@ -20,22 +29,37 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from django.core.asgi import get_asgi_application as django_asgi_application
+import django
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+from django.http.response import HttpResponseBase
 
-__all__ = ["PropagateCancellation", "get_asgi_application"]
+from .pump import Send
+from .responses import StreamResponse
+
+__all__ = ["ASGIHandler", "PropagateCancellation", "get_asgi_application"]
 
 Scope = dict[str, Any]
 Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Application = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 def get_asgi_application() -> PropagateCancellation:
-    """Django's ``get_asgi_application()``, whose requests end as a disconnect when the server cancels them."""
-    return PropagateCancellation(django_asgi_application())
+    """Django's ``get_asgi_application()`` with dualstream's handler, whose requests end as a disconnect when the
+    server cancels them."""
+    django.setup(set_prefix=False)
+    return PropagateCancellation(ASGIHandler())
+
+
+class ASGIHandler(DjangoASGIHandler):
+    """Django's ASGI handler; a dualstream stream's producer writes to the server's ``send`` itself."""
+
+    async def send_response(self, response: HttpResponseBase, send: Send) -> None:
+        if isinstance(response, StreamResponse):
+            response.send_with(send)
+        await super().send_response(response, send)
 
 
 class PropagateCancellation:

@@ -7,6 +7,11 @@ everything buffered at once. So:
 * a slow client fills the buffer and pauses ``produce()`` (backpressure, flat memory);
 * a fast producer has its items coalesced into one write per turn of the
   event loop, while a lone item is written at once;
+* given the server's ``send`` (``writes_to()``), the producer task writes a lone
+  item itself while the consumer waits: one task step per event, not two, and
+  nothing made per event for the consumer's wait (each such object, on
+  thousands of streams, is promoted by the collector); items made in one go,
+  and whatever comes while a write is out, still go through the consumer;
 * keep-alives, the send timeout and the maximum duration share one timer per
   stream (``Deadlines``), and ``produce()`` is never awaited from two places, so
   closing it cannot hit "aclose(): asynchronous generator is already running";
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -31,6 +36,10 @@ from typing import Any
 
 from .events import Reconnect
 from .renderers import Renderer
+from .turns import Turns, turns_of
+
+#: An ASGI server's ``send``.
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 class EndReason(StrEnum):
@@ -293,6 +302,10 @@ class Pump:
         # The consumer's waiter while it waits (None once woken); the producer's latest one.
         self._consumer_waiter: asyncio.Future[None] | None = None
         self._producer_waiter: asyncio.Future[None] | None = None
+        # The server's send, once the producer may write to it (writes_to()); the loop's turns; its last write's turn.
+        self._send: Send | None = None
+        self._turns: Turns | None = None
+        self._written_in = -1
 
     @property
     def done(self) -> bool:
@@ -383,6 +396,7 @@ class Pump:
                 try:
                     await waiter
                 finally:
+                    self._consumer_waiter = None  # not waiting any more, if the timer woke it
                     if timer is not None:
                         timer.cancel()
         except BaseException:
@@ -390,6 +404,16 @@ class Pump:
             raise
         if self._error is not None and not self._buffer:
             raise self._error  # the producer has ended and reported it
+
+    def writes_to(self, send: Send) -> None:
+        """Let the producer task write to ``send``, the server's, once the response has started (and its body is ``chunks()``).
+
+        Each body message is then sent either by the producer or by the consumer
+        (``chunks()``), never by both at once: the producer writes only while the
+        consumer waits for something to write.
+        """
+        self._turns = turns_of(self.loop)
+        self._send = send
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The response body. Closing it, at any point, cancels ``produce()`` and waits for its ``finally``."""
@@ -504,7 +528,11 @@ class Pump:
                     append(data)
                     self._size += len(data)
                     if self._consumer_waiter is not None:
-                        self._wake_consumer()
+                        turns = self._turns
+                        if turns is None or turns.count == self._written_in:
+                            self._wake_consumer()  # what comes before the producer waits joins this write
+                        elif not await self._write():
+                            return  # the stream has ended: the write failed, or an item could not be encoded
                     if self._size >= limit:
                         self._producer_waiter = loop.create_future()
                         await self._producer_waiter
@@ -527,6 +555,25 @@ class Pump:
             self._end(outcome)
             self._wake_consumer()
             await self._report()
+
+    async def _write(self) -> bool:
+        """The producer's own write of what it has buffered, while the consumer waits; whether the stream goes on.
+
+        A write the server refuses (it raised) ends the stream as the client's leaving: the consumer's
+        next write, the stream's end, meets the same refusal and reaches the server as Django's writes do.
+        """
+        assert self._send is not None and self._turns is not None
+        self._written_in = self._turns.now()
+        deadlines = self._deadlines
+        data = self._take_buffer()
+        deadlines.last_write = deadlines.writing_since = self.loop.time()
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        except Exception:
+            self._end(EndReason.CLIENT_GONE)
+        finally:
+            deadlines.writing_since = None
+        return self.reason is None
 
     def _output_waiter(self) -> asyncio.Future[None]:
         """A future the producer or the timer completes when there is something to write.

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from asgiref.sync import async_to_sync
 from django.http import StreamingHttpResponse
 
-from .pump import EndReason, Pump, running_loop
+from .pump import EndReason, Pump, Send, running_loop
 
 T = TypeVar("T")
 
@@ -53,6 +53,9 @@ class StreamResponse(StreamingHttpResponse):
     cancellation inside a middleware): then the pump's own task closes
     ``produce()``, never the garbage collector.
 
+    Given the server's ``send`` (``send_with()``, from ``dualstream.asgi.ASGIHandler``),
+    the pump's producer writes to it itself, unless a middleware replaced the body.
+
     Under WSGI (``runserver``, gunicorn sync workers) Django would consume an
     async body completely before sending anything; given the ``WSGIBridge``
     its pump runs on, ``__iter__`` hands over each chunk as it comes instead.
@@ -69,6 +72,7 @@ class StreamResponse(StreamingHttpResponse):
         # What __aiter__ hands over, until a middleware replaces the body.
         self._body: AsyncIterator[bytes] | None = self._chunks
         self._bridge = bridge
+        self._send: Send | None = None
 
     def __del__(self) -> None:
         """Freed unclosed: the stream ends, and its pump's own task closes ``produce()``.
@@ -108,10 +112,16 @@ class StreamResponse(StreamingHttpResponse):
         if bridge is not None:
             bridge.close()
 
+    def send_with(self, send: Send) -> None:
+        """``send`` is the server's, to which the body is about to be sent."""
+        self._send = send
+
     def __aiter__(self) -> AsyncIterator[bytes]:
         # The pump's chunks themselves, which close the pump when they are closed, as Django's handler
         # closes what it iterates; no wrapper in between, per chunk or across a stream's idle wait.
         if self._body is not None:
+            if self._send is not None:  # the headers have been sent: the producer may write the body too
+                self._pump.writes_to(self._send)
             return self._body
         return self._replaced_content()
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
 from django.test import override_settings
 
+from dualstream.asgi import get_asgi_application
 from tests.support import llm_views, registries
 from tests.support.broadcast import REDIS_URL, broadcast_settings, drop_run_keys, redis_reason
 from tests.support.broadcast_proxy import Proxy
@@ -60,7 +60,7 @@ def fresh_registries() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def live_url() -> Iterator[str]:
-    """The base URL of uvicorn serving the test project's ASGI app on a free loopback port."""
+    """The base URL of uvicorn serving the test project's ASGI app on a free loopback port, as its ``asgi.py`` would."""
     with serve(ASGIStaticFilesHandler(get_asgi_application())) as url:
         yield url
 

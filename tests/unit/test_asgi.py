@@ -43,8 +43,56 @@ class MarksStreamedChunks:
             yield self.MARK + chunk
 
 
+@pytest.mark.parametrize(
+    ("application", "writers"),
+    [
+        (get_asgi_application, ["response", "response", "response", "response"]),
+        (dualstream_asgi_application, ["response", "producer", "producer", "response"]),
+    ],
+    ids=["djangos-handler", "dualstreams-handler"],
+)
+def test_dualstreams_handler_lets_the_producer_write_its_events_itself_and_sends_the_same_body(
+    application: Callable[[], Any], writers: list[str]
+) -> None:
+    # The first item is primed before the response starts, and the end follows the producer's: Django's
+    # handler sends those. Each event made after a wait, dualstream's producer writes, with the same send.
+    async def scenario() -> list[tuple[str, bytes]]:
+        app = application()
+        response_task: asyncio.Task[Any] | None = None
+        sent: list[tuple[str, bytes]] = []
+        messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
+
+        async def receive() -> dict[str, Any]:
+            message = next(messages, None)
+            if message is None:
+                await asyncio.Event().wait()  # the client stays
+            return message  # type: ignore[return-value]
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal response_task
+            if message["type"] == "http.response.start":
+                response_task = asyncio.current_task()
+            elif message.get("body"):
+                sent.append(("response" if asyncio.current_task() is response_task else "producer", message["body"]))
+
+        await asyncio.wait_for(app(http_scope("/count-sse/", "n=3&interval=0.01"), receive, send), 5)
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert [writer for writer, _ in sent] == writers
+    assert b"".join(body for _, body in sent) == (
+        b'data: {"i":0}\n\ndata: {"i":1}\n\ndata: {"i":2}\n\nevent: done\nid: dualstream-completed\ndata: \n\n'
+    )
+
+
+@pytest.mark.parametrize("stuck_at", [1, 2], ids=["first-write", "second-write"])  # dualstream's: the producer's
+@pytest.mark.parametrize(
+    "application", [get_asgi_application, dualstream_asgi_application], ids=["django", "dualstream"]
+)
 @pytest.mark.parametrize("replaced", [False, True], ids=["own-body", "body-replaced-by-a-middleware"])
-def test_a_disconnect_while_send_blocks_still_closes_produce_before_the_request_finishes(replaced: bool) -> None:
+def test_a_disconnect_while_send_blocks_still_closes_produce_before_the_request_finishes(
+    replaced: bool, application: Callable[[], Any], stuck_at: int
+) -> None:
     middleware = [*settings.MIDDLEWARE, f"{__name__}.MarksStreamedChunks"] if replaced else settings.MIDDLEWARE
     token, probe = new_probe()
     bodies: list[bytes] = []
@@ -56,7 +104,7 @@ def test_a_disconnect_while_send_blocks_still_closes_produce_before_the_request_
 
     async def scenario() -> None:
         in_this_test.set(True)
-        app = get_asgi_application()
+        app = application()
         body_sent = asyncio.Event()
         disconnected = asyncio.Event()
         messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
@@ -71,8 +119,9 @@ def test_a_disconnect_while_send_blocks_still_closes_produce_before_the_request_
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.body" and message.get("body"):
                 bodies.append(message["body"])
-                body_sent.set()
-                await asyncio.Event().wait()  # a client that never reads: send() never returns
+                if len(bodies) == stuck_at:
+                    body_sent.set()
+                    await asyncio.Event().wait()  # a client that stops reading: send() never returns
 
         served = asyncio.create_task(app(http_scope("/endless/", f"probe={token}&stream=1"), receive, send))
         await body_sent.wait()

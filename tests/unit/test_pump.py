@@ -7,18 +7,21 @@ timer. So "15 s of silence" takes no time, and the order of events is exact.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from typing import Any
 
 import pytest
+import uvloop
 
 from dualstream.encoding import compact_dumps
 from dualstream.events import Event, Reconnect
 from dualstream.pump import Deadlines, EndReason, Pump, StreamEnd
 from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
+from dualstream.turns import turns_of
 
 dumps = compact_dumps(json.JSONEncoder)
 
@@ -98,27 +101,43 @@ class Script:
             self.finally_at = asyncio.get_running_loop().time()
 
 
-async def read(pump: Pump, *, stall_after: int | None = None) -> list[tuple[float, bytes]]:
+async def read_body(pump: Pump, *, direct: bool, stall_after: int | None = None) -> list[tuple[float, bytes]]:
     """The body as a server sends it: ``(time, chunk)`` per write, closed as Django's handler closes it.
 
+    ``direct``: the producer may write to the server's ``send`` too, as under ``dualstream.asgi.ASGIHandler``.
     ``stall_after``: after that many writes the client reads nothing more (its send never completes).
     """
     loop = asyncio.get_running_loop()
     writes: list[tuple[float, bytes]] = []
+
+    async def send(message: Mapping[str, Any]) -> None:
+        writes.append((loop.time(), message["body"]))
+        if stall_after is not None and len(writes) >= stall_after:
+            await loop.create_future()  # a client whose socket never drains
+
     await pump.prime()
+    if direct:
+        pump.writes_to(send)
     async with aclosing(pump.chunks()) as body:
         async for chunk in body:
-            writes.append((loop.time(), chunk))
-            if stall_after is not None and len(writes) >= stall_after:
-                await loop.create_future()  # a client whose socket never drains
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
     return writes
+
+
+Reader = Callable[..., Coroutine[Any, Any, list[tuple[float, bytes]]]]
+
+
+@pytest.fixture(params=["response task", "producer task"])
+def read(request: pytest.FixtureRequest) -> Reader:
+    """``read_body()``, once as Django's handler sends a body, once as dualstream's: every case holds for both."""
+    return functools.partial(read_body, direct=request.param == "producer task")
 
 
 def text(writes: list[tuple[float, bytes]]) -> str:
     return b"".join(chunk for _, chunk in writes).decode()
 
 
-def test_a_finished_stream_ends_with_done_and_reports_completed() -> None:
+def test_a_finished_stream_ends_with_done_and_reports_completed(read: Reader) -> None:
     script = Script()
 
     async def main() -> str:
@@ -128,7 +147,7 @@ def test_a_finished_stream_ends_with_done_and_reports_completed() -> None:
     assert [(e.reason, e.items) for e in script.ends] == [(EndReason.COMPLETED, 2)]
 
 
-def test_keepalives_flow_while_the_producer_is_silent_and_end_no_event_block() -> None:
+def test_keepalives_flow_while_the_producer_is_silent_and_end_no_event_block(read: Reader) -> None:
     script = Script()
 
     async def main() -> list[tuple[float, bytes]]:
@@ -162,7 +181,7 @@ def test_a_slow_first_item_commits_the_headers_after_one_keepalive_interval() ->
     ]
 
 
-def test_a_client_that_reads_nothing_pauses_the_producer() -> None:
+def test_a_client_that_reads_nothing_pauses_the_producer(read: Reader) -> None:
     script = Script()
     produced = 0
 
@@ -187,7 +206,7 @@ def test_a_client_that_reads_nothing_pauses_the_producer() -> None:
     assert script.finally_at == pytest.approx(60.0, abs=15.0)
 
 
-def test_an_error_after_the_first_item_is_the_renderers_error_and_no_done() -> None:
+def test_an_error_after_the_first_item_is_the_renderers_error_and_no_done(read: Reader) -> None:
     script = Script()
     failure = RuntimeError("boom")
 
@@ -211,7 +230,7 @@ def test_an_error_before_the_first_item_is_raised_by_prime() -> None:
     assert [e.reason for e in script.ends] == [EndReason.ERROR]
 
 
-def test_an_item_that_cannot_be_utf8_fails_that_item_not_the_write() -> None:
+def test_an_item_that_cannot_be_utf8_fails_that_item_not_the_write(read: Reader) -> None:
     script = Script()
 
     async def main() -> str:
@@ -224,7 +243,7 @@ def test_an_item_that_cannot_be_utf8_fails_that_item_not_the_write() -> None:
     assert [e.reason for e in script.ends] == [EndReason.ERROR]
 
 
-def test_an_item_that_cannot_be_utf8_ends_a_producer_that_is_still_running() -> None:
+def test_an_item_that_cannot_be_utf8_ends_a_producer_that_is_still_running(read: Reader) -> None:
     script = Script()
 
     async def main() -> list[tuple[float, bytes]]:
@@ -257,7 +276,7 @@ def test_a_client_that_leaves_while_prime_waits_closes_the_producer_first() -> N
     assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 0)]
 
 
-def test_a_client_that_leaves_mid_stream_closes_the_producer_at_once() -> None:
+def test_a_client_that_leaves_mid_stream_closes_the_producer_at_once(read: Reader) -> None:
     script = Script()
 
     async def main() -> tuple[float, list[asyncio.Task[Any]]]:
@@ -286,7 +305,7 @@ def test_a_client_that_leaves_mid_stream_closes_the_producer_at_once() -> None:
         (JSONArrayRenderer(dumps), ""),
     ],
 )
-def test_max_duration_cuts_the_stream_without_its_end(renderer: Renderer, tail: str) -> None:
+def test_max_duration_cuts_the_stream_without_its_end(renderer: Renderer, tail: str, read: Reader) -> None:
     script = Script()
 
     async def main() -> str:
@@ -298,7 +317,7 @@ def test_max_duration_cuts_the_stream_without_its_end(renderer: Renderer, tail: 
     assert [e.reason for e in script.ends] == [EndReason.MAX_DURATION]
 
 
-def test_shutdown_cuts_an_open_stream_with_a_retry_hint() -> None:
+def test_shutdown_cuts_an_open_stream_with_a_retry_hint(read: Reader) -> None:
     script = Script()
 
     async def main() -> str:
@@ -312,7 +331,7 @@ def test_shutdown_cuts_an_open_stream_with_a_retry_hint() -> None:
     assert [e.reason for e in script.ends] == [EndReason.SHUTDOWN]
 
 
-def test_an_interrupt_before_the_producers_first_step_still_ends_and_reports_the_stream() -> None:
+def test_an_interrupt_before_the_producers_first_step_still_ends_and_reports_the_stream(read: Reader) -> None:
     # The race of issue 26: end_streams() (from another thread) lands after the producer task is created,
     # before its first step. Cancelling that task kept its coroutine from ever starting: no finally, no
     # report, and chunks() waited forever (here: a deadlock, as keep-alives are off).
@@ -330,7 +349,7 @@ def test_an_interrupt_before_the_producers_first_step_still_ends_and_reports_the
     assert [(e.reason, e.items) for e in script.ends] == [(EndReason.SHUTDOWN, 0)]
 
 
-def test_every_way_of_ending_at_once_reports_one_end_the_first_one() -> None:
+def test_every_way_of_ending_at_once_reports_one_end_the_first_one(read: Reader) -> None:
     # Shutdown from another thread, the client's close, a HEAD-style aclose, the reader cancelled and
     # both limits due, all within one turn: one end, one finally, the first reason.
     script = Script()
@@ -392,7 +411,7 @@ def test_the_task_that_closes_the_response_it_stopped_reading_is_not_cancelled()
     assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 1)]
 
 
-def test_reconnect_raised_by_the_producer_cuts_with_its_retry() -> None:
+def test_reconnect_raised_by_the_producer_cuts_with_its_retry(read: Reader) -> None:
     script = Script()
 
     async def main() -> str:
@@ -402,7 +421,7 @@ def test_reconnect_raised_by_the_producer_cuts_with_its_retry() -> None:
     assert [e.reason for e in script.ends] == [EndReason.RECONNECT]
 
 
-def test_the_streamed_batch_document_is_get_batch_documents() -> None:
+def test_the_streamed_batch_document_is_get_batch_documents(read: Reader) -> None:
     script = Script()
 
     def document(items: list[Any]) -> Any:
@@ -424,6 +443,106 @@ def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> No
             await script.pump(script.produce("a"), renderer).prime()
 
     run(main)
+
+
+# The producer's own writes (writes_to()): who sends what. -----------------------------------------
+
+
+class Server:
+    """A server's ``send`` that records each body message with the task that sent it; it may refuse some."""
+
+    def __init__(self, refuse: Callable[[bytes], bool] = lambda body: False) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.producer: asyncio.Task[Any] | None = None
+        self._refuse = refuse
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        body = message["body"]
+        if self._refuse(body):
+            raise OSError("connection reset")
+        self.sent.append(("producer" if asyncio.current_task() is self.producer else "response", body))
+
+    async def serve(self, pump: Pump) -> None:
+        """Send ``pump``'s body as dualstream's handler does: the response's task iterates it, the producer writes too."""
+        await pump.prime()
+        self.producer = pump._task
+        pump.writes_to(self.send)
+        async with aclosing(pump.chunks()) as body:
+            async for chunk in body:
+                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+@pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_a_task_reads_another_turn_once_it_has_waited_and_not_before(new_loop: Callable[[], Any]) -> None:
+    async def task(waits: Callable[[], Awaitable[object]]) -> tuple[int, int, int]:
+        turns = turns_of(asyncio.get_running_loop())
+        first = turns.now()
+        again = turns.now()
+        await waits()
+        return first, again, turns.now()
+
+    async def main() -> list[tuple[int, int, int]]:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.call_later(0.01, ready.set_result, None)
+        waits: list[Callable[[], Awaitable[object]]] = [
+            lambda: asyncio.sleep(0),
+            lambda: ready,
+            lambda: asyncio.sleep(0.02),
+        ]
+        return await asyncio.gather(*(task(wait) for wait in waits))
+
+    loop = new_loop()
+    try:
+        seen = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    for first, again, after in seen:
+        assert first == again != after
+
+
+def test_an_item_made_after_a_wait_is_written_by_the_producer_while_the_response_waits() -> None:
+    script = Script()
+    server = Server()
+
+    async def main() -> None:
+        await server.serve(script.pump(script.produce("a", 1.0, "b", 1.0, "c")))
+
+    run(main)
+    assert server.sent == [
+        ("response", b"data: a\n\n"),  # made before the response started: prime() waited for it
+        ("producer", b"data: b\n\n"),
+        ("producer", b"data: c\n\n"),
+        ("response", b"event: done\nid: dualstream-completed\ndata: \n\n"),
+    ]
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.COMPLETED, 3)]
+
+
+def test_items_made_in_one_go_after_a_wait_are_one_write_after_the_first() -> None:
+    script = Script()
+    server = Server()
+
+    async def main() -> None:
+        await server.serve(script.pump(script.produce("a", 1.0, *(str(i) for i in range(100)))))
+
+    run(main)
+    writers = [writer for writer, _ in server.sent]
+    assert writers == ["response", "producer", "response", "response"]
+    assert server.sent[1][1] == b"data: 0\n\n"
+    assert server.sent[2][1] == b"".join(f"data: {i}\n\n".encode() for i in range(1, 100))
+
+
+def test_a_write_the_server_refuses_ends_the_stream_as_the_clients_leaving() -> None:
+    script = Script()
+    server = Server(refuse=lambda body: body == b"data: b\n\n")
+
+    async def main() -> None:
+        await server.serve(script.pump(script.produce("a", 1.0, "b", 1.0, "c")))
+
+    run(main)
+    assert script.finally_at == 1.0  # closed at the refusal, from its own task
+    assert script.errors == []  # no "Error while streaming": nothing failed but the connection
+    assert [(e.reason, e.items) for e in script.ends] == [(EndReason.CLIENT_GONE, 2)]
 
 
 # The deadlines alone: one timer for keep-alive, send timeout and maximum duration. ---------------
@@ -520,8 +639,11 @@ async def _never_fails(exc: Exception) -> dict[str, Any]:
     raise AssertionError(f"produce() failed: {exc!r}")
 
 
-async def _stream_counting(items: AsyncIterator[Any]) -> tuple[bytes, int, int]:
-    """The whole body of a pump with keep-alives on, and how many tasks and futures the loop made meanwhile."""
+async def _stream_counting(items: AsyncIterator[Any], *, direct: bool = False) -> tuple[bytes, int, int]:
+    """The whole body of a pump with keep-alives on, and how many tasks and futures the loop made meanwhile.
+
+    ``direct``: the producer may write to the server's ``send`` (``read_body()``).
+    """
     loop = asyncio.get_running_loop()
     counts = {"tasks": 0, "futures": 0}
     create_future = loop.create_future
@@ -538,8 +660,7 @@ async def _stream_counting(items: AsyncIterator[Any]) -> tuple[bytes, int, int]:
     loop.set_task_factory(counting_task)  # type: ignore[arg-type]
     try:
         pump = Pump(items, SSERenderer(dumps), keepalive=15.0, buffer_size=64 * 1024, describe_error=_never_fails)  # type: ignore[arg-type]
-        await pump.prime()
-        body = b"".join([chunk async for chunk in pump.chunks()])
+        body = b"".join([chunk for _, chunk in await read_body(pump, direct=direct)])
     finally:
         loop.set_task_factory(None)
         del loop.create_future  # type: ignore[method-assign]
@@ -572,3 +693,16 @@ def test_a_paced_producer_costs_one_wait_per_item_and_no_more() -> None:
     assert body.count(b"data: {") == 200
     assert tasks == 1
     assert futures <= 200 + 2  # the consumer's one waiter per item it waits for: nothing wraps __anext__()
+
+
+def test_a_paced_producer_that_writes_itself_costs_no_wait_per_item() -> None:
+    async def produce() -> AsyncIterator[dict[str, int]]:
+        for i in range(200):
+            yield {"i": i}
+            await asyncio.sleep(0)
+
+    body, tasks, futures = asyncio.run(_stream_counting(produce(), direct=True))
+
+    assert body.count(b"data: {") == 200
+    assert tasks == 1
+    assert futures <= 3  # prime()'s wait and the response's one wait for the end: none per item
