@@ -2,8 +2,8 @@
 cancellation of a request reaching the view that answers it.
 
 Django's handler sends a streaming response from the request's task: each
-event of a stream takes a step of the producer task, then a step of that
-one. ``ASGIHandler`` gives a dualstream response the server's ``send``, so
+event of a stream takes a step of the producer task, then a step of the
+request's. ``ASGIHandler`` gives a dualstream response the server's ``send``, so
 that the producer task writes an event itself while nothing else is being
 written: half the task steps per event, and none of the objects a waiting
 response task holds, which on thousands of open streams keep the garbage
