@@ -19,7 +19,7 @@ import uvloop
 
 from dualstream.encoding import compact_dumps
 from dualstream.events import Event, Reconnect
-from dualstream.pump import Deadlines, EndReason, Pump, StreamEnd
+from dualstream.pump import Deadlines, EndReason, Pump, Send, StreamEnd
 from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
 from dualstream.turns import turns_of
 
@@ -115,13 +115,18 @@ async def read_body(pump: Pump, *, direct: bool, stall_after: int | None = None)
         if stall_after is not None and len(writes) >= stall_after:
             await loop.create_future()  # a client whose socket never drains
 
+    await send_body(pump, send, direct=direct)
+    return writes
+
+
+async def send_body(pump: Pump, send: Send, *, direct: bool) -> None:
+    """Send ``pump``'s body to ``send`` as Django's handler does, from this task; ``direct``: the producer writes too."""
     await pump.prime()
     if direct:
         pump.writes_to(send)
     async with aclosing(pump.chunks()) as body:
         async for chunk in body:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    return writes
 
 
 Reader = Callable[..., Coroutine[Any, Any, list[tuple[float, bytes]]]]
@@ -453,23 +458,19 @@ class Server:
 
     def __init__(self, refuse: Callable[[bytes], bool] = lambda body: False) -> None:
         self.sent: list[tuple[str, bytes]] = []
-        self.producer: asyncio.Task[Any] | None = None
+        self.response: asyncio.Task[Any] | None = None
         self._refuse = refuse
 
     async def send(self, message: Mapping[str, Any]) -> None:
         body = message["body"]
         if self._refuse(body):
             raise OSError("connection reset")
-        self.sent.append(("producer" if asyncio.current_task() is self.producer else "response", body))
+        self.sent.append(("response" if asyncio.current_task() is self.response else "producer", body))
 
     async def serve(self, pump: Pump) -> None:
-        """Send ``pump``'s body as dualstream's handler does: the response's task iterates it, the producer writes too."""
-        await pump.prime()
-        self.producer = pump._task
-        pump.writes_to(self.send)
-        async with aclosing(pump.chunks()) as body:
-            async for chunk in body:
-                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        """Send ``pump``'s body as dualstream's handler does: this task, the response's, iterates it; the producer writes too."""
+        self.response = asyncio.current_task()
+        await send_body(pump, self.send, direct=True)
 
 
 @pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
