@@ -14,8 +14,9 @@ from django.core.asgi import get_asgi_application
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponseBase
 from django.test import override_settings
+from django.urls import path
 
-from dualstream import stream_finished
+from dualstream import DualModeView, stream_finished
 from dualstream.asgi import get_asgi_application as dualstream_asgi_application
 from tests.support.asgi import http_scope
 from tests.support.probes import in_this_test, new_probe, tasks_left
@@ -43,6 +44,24 @@ class MarksStreamedChunks:
             yield self.MARK + chunk
 
 
+class Paced(DualModeView):
+    """Three events, each made once the previous write has gone out and a turn of the loop has passed (``written``)."""
+
+    default_mode = "sse"
+    written: asyncio.Event  # the test's, set by its send() in the next turn
+
+    async def produce(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        for i in range(3):
+            if i:
+                await self.written.wait()
+                self.written.clear()
+            yield {"i": i}
+
+
+urlpatterns = [path("paced/", Paced.as_view())]
+
+
+@override_settings(ROOT_URLCONF=__name__)
 @pytest.mark.parametrize(
     ("application", "writers"),
     [
@@ -61,6 +80,9 @@ def test_dualstreams_handler_lets_the_producer_write_its_events_itself_and_sends
         response_task: asyncio.Task[Any] | None = None
         sent: list[tuple[str, bytes]] = []
         messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
+        # The next event follows each write, not a timer: however late the response task starts, the
+        # first event is written before the second is made.
+        Paced.written = asyncio.Event()
 
         async def receive() -> dict[str, Any]:
             message = next(messages, None)
@@ -74,8 +96,9 @@ def test_dualstreams_handler_lets_the_producer_write_its_events_itself_and_sends
                 response_task = asyncio.current_task()
             elif message.get("body"):
                 sent.append(("response" if asyncio.current_task() is response_task else "producer", message["body"]))
+                asyncio.get_running_loop().call_soon(Paced.written.set)
 
-        await asyncio.wait_for(app(http_scope("/count-sse/", "n=3&interval=0.01"), receive, send), 5)
+        await asyncio.wait_for(app(http_scope("/paced/"), receive, send), 5)
         return sent
 
     sent = asyncio.run(scenario())
