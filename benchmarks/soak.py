@@ -13,7 +13,9 @@ and leaves, half the time with a TCP reset, half with a normal close. Per minute
 the events delivered (items counted in the raw bytes), the errors, the clock events' delivery latency
 (p50, p99: send time in the server to arrival here), and the server's RSS, asyncio tasks, threads and
 CPU. Beside the clients, a plain request (the report) goes out every second; at the end: totals, that
-request's p50 and p99 wait, and the task and thread counts once every client has gone.
+request's p50 and p99 wait, over the whole soak and after the first period (the first period holds the
+clients' arrival: a thousand connections in five seconds), and the task and thread counts once every
+client has gone.
 
 Errors: a failed or slow (10 s) connection, a status other than 200, a reset from the server, and a
 visit of 5 s or more that received nothing. The server's own log goes to this process's stderr.
@@ -212,16 +214,22 @@ class Soak:
             await asyncio.sleep(rng.uniform(0, 2))  # a client's pause between two visits
 
 
-async def plain_requests(server: Server, deadline: float, answered: Latencies, every: float = 1.0) -> None:
+async def plain_requests(
+    server: Server, deadline: float, answered: Latencies, steady: Latencies, ramp_end: float, every: float = 1.0
+) -> None:
     """A plain request (``/soak/report/``) every ``every`` seconds until ``deadline``: how long each waits.
 
+    Each wait goes into ``answered``, and those of requests sent from ``ramp_end`` on into ``steady`` too.
     One that gets no answer within 30 s counts as 30 s.
     """
     loop = asyncio.get_running_loop()
     while loop.time() < deadline:
         started = loop.time()
         report = await server_report(server)
-        answered.add(report["seconds"] if report else 30.0)
+        seconds = report["seconds"] if report else 30.0
+        answered.add(seconds)
+        if started >= ramp_end:
+            steady.add(seconds)
         await asyncio.sleep(max(0.0, started + every - loop.time()))
 
 
@@ -286,8 +294,8 @@ async def soak(args: argparse.Namespace, server_core: int | None) -> int:
         deadline = start + args.duration
         s = Soak(server, args.clients, args.seed)
         clients = [asyncio.create_task(s.client(i, deadline)) for i in range(args.clients)]
-        answered = Latencies()
-        prober = asyncio.create_task(plain_requests(server, deadline, answered))
+        answered, steady = Latencies(), Latencies()
+        prober = asyncio.create_task(plain_requests(server, deadline, answered, steady, start + args.period))
         rows: list[Row] = []
         cpu, cpu_at = server.cpu_seconds(), loop.time()
         print(HEADER, flush=True)
@@ -322,7 +330,9 @@ async def soak(args: argparse.Namespace, server_core: int | None) -> int:
     )
     print(
         f"a plain request, one a second ({sum(answered.bins.values()):,}), answered in: "
-        f"p50 {ms(answered.percentile(0.5))} ms, p99 {ms(answered.percentile(0.99))} ms"
+        f"p50 {ms(answered.percentile(0.5))} ms, p99 {ms(answered.percentile(0.99))} ms; "
+        f"after the first period (the clients' arrival) ({sum(steady.bins.values()):,}): "
+        f"p50 {ms(steady.percentile(0.5))} ms, p99 {ms(steady.percentile(0.99))} ms"
     )
     print(f"errors: {sum(total.errors.values()):,}" + "".join(f"\n  {k}: {v:,}" for k, v in total.errors.most_common()))
     if rows:
