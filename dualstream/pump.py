@@ -7,6 +7,9 @@ everything buffered at once. So:
 * a slow client fills the buffer and pauses ``produce()`` (backpressure, flat memory);
 * a fast producer has its items coalesced into one write per turn of the
   event loop, while a lone item is written at once;
+* a producer that never waits (an export to a client that reads as fast as
+  it can) gives the loop a turn every ``TURN_BYTES`` of output: every other
+  request waits behind one such step per turn, not behind a whole buffer;
 * given the server's ``send`` (``writes_to()``), the producer task writes a lone
   item itself while the consumer waits: one task step per event, not two, and
   nothing made per event for the consumer's wait (each such object, on
@@ -62,6 +65,10 @@ class EndReason(StrEnum):
 CUTS = frozenset({EndReason.MAX_DURATION, EndReason.SHUTDOWN, EndReason.RECONNECT})
 #: Ends the server imposes on a response being sent: a write stuck in a client that reads nothing is abandoned.
 IMPOSED = frozenset({EndReason.SEND_TIMEOUT, EndReason.MAX_DURATION, EndReason.SHUTDOWN})
+#: Bytes of output a producer makes in one step of its task before it gives the loop a turn. A request
+#: arriving beside busy exports needs tens of turns of the loop, each as long as every export's step; this
+#: keeps an export's step near a millisecond (docs/performance.md, "The soak").
+TURN_BYTES = 8 * 1024
 
 
 class Stage(IntEnum):
@@ -520,13 +527,16 @@ class Pump:
                 return
             async with aclosing(self._items) as items:
                 self._head = self._renderer.start()
+                made = 0  # bytes made since the producer last gave the loop a turn
                 async for item in items:
                     data = render(item)
                     # Not kept until the next item: on a slow stream it would age into the collector's
                     # oldest generation, and thousands of streams would make full collections frequent.
                     del item
                     append(data)
-                    self._size += len(data)
+                    size = len(data)
+                    self._size += size
+                    made += size
                     if self._consumer_waiter is not None:
                         turns = self._turns
                         if turns is None or turns.count == self._written_in:
@@ -536,6 +546,10 @@ class Pump:
                     if self._size >= limit:
                         self._producer_waiter = loop.create_future()
                         await self._producer_waiter
+                        made = 0
+                    elif made >= TURN_BYTES:
+                        made = 0
+                        await asyncio.sleep(0)  # the consumer, if it waits, was woken above: it writes meanwhile
                     if quiet is not None and deadlines.sending:
                         await quiet.reached()  # a no-op if the producer was parked when the response started
                         quiet = None

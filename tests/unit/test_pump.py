@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import uvloop
 
 from dualstream.encoding import compact_dumps
 from dualstream.events import Event, Reconnect
-from dualstream.pump import Deadlines, EndReason, Pump, Send, StreamEnd
+from dualstream.pump import TURN_BYTES, Deadlines, EndReason, Pump, Send, StreamEnd
 from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
 from dualstream.turns import turns_of
 
@@ -439,6 +440,36 @@ def test_the_streamed_batch_document_is_get_batch_documents(read: Reader) -> Non
     assert json.loads(run(main)) == {"count": None, "results": [[1], {"a": 2}, "c"], "next": None}
 
 
+def test_a_producer_that_never_waits_gives_the_loop_a_turn_every_turn_bytes(read: Reader) -> None:
+    script = Script()
+    made = 0
+    seen: list[int] = []  # items made, as another task of the loop sees it at each of its turns
+
+    async def produce() -> AsyncIterator[str]:
+        nonlocal made
+        for _ in range(256):  # 256 KiB: four times the buffer, and never a wait
+            made += 1
+            yield "x" * 1000
+
+    async def other_task() -> None:
+        while True:
+            seen.append(made)
+            await asyncio.sleep(0)
+
+    async def main() -> bytes:
+        other = asyncio.create_task(other_task())
+        try:
+            writes = await read(script.pump(produce()))
+        finally:
+            other.cancel()
+        return b"".join(chunk for _, chunk in writes)
+
+    body = run(main)
+    assert body.count(b"data: " + b"x" * 1000 + b"\n\n") == 256
+    item = len("data: \n\n") + 1000
+    assert max(b - a for a, b in pairwise(seen)) <= TURN_BYTES // item + 1  # not a whole 64 KiB buffer
+
+
 def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> None:
     script = Script()
 
@@ -678,8 +709,8 @@ def test_a_long_stream_costs_one_task_and_a_future_per_write_not_per_item() -> N
     assert body.count(b"data: {") == ITEMS
     assert body.endswith(b"event: done\nid: dualstream-completed\ndata: \n\n")
     assert tasks == 1  # the producer
-    # Futures only where one side waits for the other: per write of up to 64 KiB, not per item.
-    writes = len(body) // (64 * 1024) + 1
+    # Futures only where one side waits for the other: per write (the output of one turn), not per item.
+    writes = len(body) // TURN_BYTES + 1
     assert futures <= 2 * writes + 2, (futures, writes)
 
 

@@ -20,7 +20,8 @@ from django.core.asgi import get_asgi_application
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from dualstream import Event, QuerySetView, aiterate, conf
+from dualstream import Event, QuerySetView, aiterate
+from dualstream.pump import TURN_BYTES
 from tests.models import Sample
 from tests.support.asgi import http_scope
 from tests.support.databases import on_each_database, seed
@@ -77,10 +78,10 @@ def test_rows_are_coalesced_into_few_writes_when_the_producer_is_ahead() -> None
     bodies = _serve("/qs/default/rows/", f"format=ndjson&chunk={chunk}")
     data = b"".join(bodies)
     assert [json.loads(line) for line in data.splitlines()] == expected
-    # The pump writes when its buffer fills, or when produce() waits (for the next chunk from the database).
-    writes = len(data) // conf.get("BUFFER_SIZE") + -(-len(expected) // chunk)
-    # Django's ASGI handler sends a body in pieces of at most 64 KiB: a full buffer, just over that, is two sends.
-    assert len(bodies) <= 2 * writes < len(expected) / 100
+    # The pump writes what it made in one turn of the loop: TURN_BYTES, or less when produce() waits (for
+    # the next chunk from the database); Django's handler sends each such write as one body message.
+    writes = len(data) // TURN_BYTES + 2 * -(-len(expected) // chunk)
+    assert len(bodies) <= writes < len(expected) / 10
 
 
 @pytest.mark.django_db(transaction=True)
