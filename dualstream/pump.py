@@ -8,8 +8,8 @@ everything buffered at once. So:
 * a fast producer has its items coalesced into one write per turn of the
   event loop, while a lone item is written at once;
 * a producer that never waits (an export to a client that reads as fast as
-  it can) gives the loop a turn every ``TURN_BYTES`` of output: every other
-  request waits behind one such step per turn, not behind a whole buffer;
+  it can) gives the loop a turn once it has run ``TURN_SECONDS``: every other
+  request waits behind a millisecond of it per turn, not behind a whole buffer;
 * given the server's ``send`` (``writes_to()``), the producer task writes a lone
   item itself while the consumer waits: one task step per event, not two, and
   nothing made per event for the consumer's wait (each such object, on
@@ -35,6 +35,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from time import monotonic
 from typing import Any
 
 from .events import Reconnect
@@ -65,9 +66,12 @@ class EndReason(StrEnum):
 CUTS = frozenset({EndReason.MAX_DURATION, EndReason.SHUTDOWN, EndReason.RECONNECT})
 #: Ends the server imposes on a response being sent: a write stuck in a client that reads nothing is abandoned.
 IMPOSED = frozenset({EndReason.SEND_TIMEOUT, EndReason.MAX_DURATION, EndReason.SHUTDOWN})
-#: Bytes of output a producer makes in one step of its task before it gives the loop a turn. A request
-#: arriving beside busy exports needs tens of turns of the loop, each as long as every export's step; this
-#: keeps an export's step near a millisecond (docs/performance.md, "The soak").
+#: Seconds a producer runs without waiting before it gives the loop a turn. A request arriving beside busy
+#: exports needs tens of turns of the loop, each as long as every export's step (docs/performance.md, "The
+#: soak"); each turn given also ends a write, so it is a time, not a size: small events still leave in
+#: large writes.
+TURN_SECONDS = 0.001
+#: Bytes of output between two looks at the clock.
 TURN_BYTES = 8 * 1024
 
 
@@ -527,7 +531,8 @@ class Pump:
                 return
             async with aclosing(self._items) as items:
                 self._head = self._renderer.start()
-                made = 0  # bytes made since the producer last gave the loop a turn
+                made = 0  # bytes made since the producer last looked at the clock
+                began = monotonic()  # when the producer last waited, or later
                 async for item in items:
                     data = render(item)
                     # Not kept until the next item: on a slow stream it would age into the collector's
@@ -546,10 +551,12 @@ class Pump:
                     if self._size >= limit:
                         self._producer_waiter = loop.create_future()
                         await self._producer_waiter
-                        made = 0
+                        made, began = 0, monotonic()
                     elif made >= TURN_BYTES:
                         made = 0
-                        await asyncio.sleep(0)  # the consumer, if it waits, was woken above: it writes meanwhile
+                        if monotonic() - began >= TURN_SECONDS:
+                            await asyncio.sleep(0)  # the consumer, if it waits, was woken above: it writes meanwhile
+                            began = monotonic()
                     if quiet is not None and deadlines.sending:
                         await quiet.reached()  # a no-op if the producer was parked when the response started
                         quiet = None

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import uvloop
 
+from dualstream import pump as pump_module
 from dualstream.encoding import compact_dumps
 from dualstream.events import Event, Reconnect
-from dualstream.pump import TURN_BYTES, Deadlines, EndReason, Pump, Send, StreamEnd
+from dualstream.pump import TURN_BYTES, TURN_SECONDS, Deadlines, EndReason, Pump, Send, StreamEnd
 from dualstream.renderers import JSONArrayRenderer, NDJSONRenderer, Renderer, SSERenderer
 from dualstream.turns import turns_of
 
@@ -440,10 +441,23 @@ def test_the_streamed_batch_document_is_get_batch_documents(read: Reader) -> Non
     assert json.loads(run(main)) == {"count": None, "results": [[1], {"a": 2}, "c"], "next": None}
 
 
-def test_a_producer_that_never_waits_gives_the_loop_a_turn_every_turn_bytes(read: Reader) -> None:
+@pytest.mark.parametrize(
+    ("seconds_per_item", "most_items_per_turn"),
+    [
+        # Slow to make: the clock is read every 9 items of 1 KB (TURN_BYTES); 18 have taken TURN_SECONDS.
+        (TURN_SECONDS / 10, 2 * (TURN_BYTES // 1008 + 1)),
+        # Quick to make: no turn before the 64 KiB buffer is full, so no write smaller than it.
+        (0.0, 64 * 1024 // 1008 + 2),
+    ],
+    ids=["slow-items", "quick-items"],
+)
+def test_a_producer_that_never_waits_gives_the_loop_a_turn_once_it_has_run_turn_seconds(
+    read: Reader, monkeypatch: pytest.MonkeyPatch, seconds_per_item: float, most_items_per_turn: int
+) -> None:
     script = Script()
     made = 0
     seen: list[int] = []  # items made, as another task of the loop sees it at each of its turns
+    monkeypatch.setattr(pump_module, "monotonic", lambda: made * seconds_per_item)  # the time spent making them
 
     async def produce() -> AsyncIterator[str]:
         nonlocal made
@@ -466,8 +480,8 @@ def test_a_producer_that_never_waits_gives_the_loop_a_turn_every_turn_bytes(read
 
     body = run(main)
     assert body.count(b"data: " + b"x" * 1000 + b"\n\n") == 256
-    item = len("data: \n\n") + 1000
-    assert max(b - a for a, b in pairwise(seen)) <= TURN_BYTES // item + 1  # not a whole 64 KiB buffer
+    per_turn = [b - a for a, b in pairwise(seen)]
+    assert most_items_per_turn - 10 < max(per_turn) <= most_items_per_turn
 
 
 def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> None:
@@ -699,7 +713,9 @@ async def _stream_counting(items: AsyncIterator[Any], *, direct: bool = False) -
     return body, counts["tasks"], counts["futures"]
 
 
-def test_a_long_stream_costs_one_task_and_a_future_per_write_not_per_item() -> None:
+def test_a_long_stream_costs_one_task_and_a_future_per_write_not_per_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pump_module, "monotonic", lambda: 0.0)  # items made in no time: no turn given but to write
+
     async def produce() -> AsyncIterator[dict[str, int]]:
         for i in range(ITEMS):
             yield {"i": i}
@@ -709,8 +725,8 @@ def test_a_long_stream_costs_one_task_and_a_future_per_write_not_per_item() -> N
     assert body.count(b"data: {") == ITEMS
     assert body.endswith(b"event: done\nid: dualstream-completed\ndata: \n\n")
     assert tasks == 1  # the producer
-    # Futures only where one side waits for the other: per write (the output of one turn), not per item.
-    writes = len(body) // TURN_BYTES + 1
+    # Futures only where one side waits for the other: per write of up to 64 KiB, not per item.
+    writes = len(body) // (64 * 1024) + 1
     assert futures <= 2 * writes + 2, (futures, writes)
 
 
