@@ -532,7 +532,9 @@ class Pump:
             async with aclosing(self._items) as items:
                 self._head = self._renderer.start()
                 made = 0  # bytes made since the producer last looked at the clock
-                began = monotonic()  # when the producer last waited, or later
+                # When the producer last gave a turn or waited for the consumer. Waits inside produce() are not
+                # seen: after one, the next turn comes early, at the next look at the clock.
+                began = monotonic()
                 async for item in items:
                     data = render(item)
                     # Not kept until the next item: on a slow stream it would age into the collector's
