@@ -9,7 +9,8 @@ everything buffered at once. So:
   event loop, while a lone item is written at once;
 * a producer that never waits (an export to a client that reads as fast as
   it can) gives the loop a turn once it has run ``TURN_SECONDS``: every other
-  request waits behind a millisecond of it per turn, not behind a whole buffer;
+  request waits behind a millisecond of it per turn, not behind a whole buffer,
+  and its writes are as large as before;
 * given the server's ``send`` (``writes_to()``), the producer task writes a lone
   item itself while the consumer waits: one task step per event, not two, and
   nothing made per event for the consumer's wait (each such object, on
@@ -68,8 +69,7 @@ CUTS = frozenset({EndReason.MAX_DURATION, EndReason.SHUTDOWN, EndReason.RECONNEC
 IMPOSED = frozenset({EndReason.SEND_TIMEOUT, EndReason.MAX_DURATION, EndReason.SHUTDOWN})
 #: Seconds a producer runs without waiting before it gives the loop a turn. A request arriving beside busy
 #: exports needs tens of turns of the loop, each as long as every export's step (docs/performance.md, "The
-#: soak"); each turn given also ends a write, so it is a time, not a size: small events still leave in
-#: large writes.
+#: soak").
 TURN_SECONDS = 0.001
 #: Bytes of output between two looks at the clock.
 TURN_BYTES = 8 * 1024
@@ -304,6 +304,8 @@ class Pump:
         # Items written (or being written), counted per write: per item, an int per row (339 instructions).
         self._taken = 0
         self._keepalive_pending = False
+        # While the producer only gives the loop a turn: what it has made waits for more (one write, not one per turn).
+        self._giving_turn = False
         self._stage = Stage.NEW
         #: Why the stream ended (set once, by ``_end()``); None while it runs.
         self.reason: EndReason | None = None
@@ -436,7 +438,7 @@ class Pump:
         self._quiet.start_sending()
         try:
             while True:
-                if self._buffer or self._head:
+                if (self._buffer or self._head) and not self._giving_turn:
                     data = self._take_buffer()
                 elif self._stage is Stage.FINISHED:
                     break
@@ -557,7 +559,7 @@ class Pump:
                     elif made >= TURN_BYTES:
                         made = 0
                         if monotonic() - began >= TURN_SECONDS:
-                            await asyncio.sleep(0)  # the consumer, if it waits, was woken above: it writes meanwhile
+                            await self._give_turn()
                             began = monotonic()
                     if quiet is not None and deadlines.sending:
                         await quiet.reached()  # a no-op if the producer was parked when the response started
@@ -578,6 +580,20 @@ class Pump:
             self._end(outcome)
             self._wake_consumer()
             await self._report()
+
+    async def _give_turn(self) -> None:
+        """Let the loop's other tasks run once, and the consumer write nothing meanwhile: a turn is no reason to.
+
+        Woken when the producer goes on, the consumer writes at its next turn only if the producer has
+        waited meanwhile (its buffer full, or ``produce()`` waiting): the writes stay as large as before.
+        """
+        self._giving_turn = True
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self._giving_turn = False
+        if self._buffer and self._consumer_waiter is not None:
+            self._wake_consumer()
 
     async def _write(self) -> bool:
         """The producer's own write of what it has buffered, while the consumer waits; whether the stream goes on.

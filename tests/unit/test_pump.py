@@ -470,18 +470,45 @@ def test_a_producer_that_never_waits_gives_the_loop_a_turn_once_it_has_run_turn_
             seen.append(made)
             await asyncio.sleep(0)
 
-    async def main() -> bytes:
+    async def main() -> list[tuple[float, bytes]]:
         other = asyncio.create_task(other_task())
         try:
-            writes = await read(script.pump(produce()))
+            return await read(script.pump(produce()))
         finally:
             other.cancel()
-        return b"".join(chunk for _, chunk in writes)
 
-    body = run(main)
+    writes = run(main)
+    body = b"".join(chunk for _, chunk in writes)
     assert body.count(b"data: " + b"x" * 1000 + b"\n\n") == 256
     per_turn = [b - a for a, b in pairwise(seen)]
     assert most_items_per_turn - 10 < max(per_turn) <= most_items_per_turn
+    # A turn given is no write: one per 64 KiB buffer, as when no turn is given; the producer's own writes add
+    # one per buffer (the item it makes after waiting for the buffer to drain); then the end.
+    assert len(writes) <= 2 * (256 * 1008 // (64 * 1024)) + 3
+
+
+def test_what_a_producer_made_before_it_gave_a_turn_and_waited_is_written_before_its_wait_ends(
+    read: Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = Script()
+    made = 0
+    monkeypatch.setattr(pump_module, "monotonic", lambda: made * TURN_SECONDS / 10)
+    per_turn = 2 * (TURN_BYTES // 1008 + 1)  # the pump gives a turn right after this many items
+
+    async def produce() -> AsyncIterator[str]:
+        nonlocal made
+        for _ in range(2 * per_turn):
+            made += 1
+            yield "x" * 1000
+        await asyncio.sleep(1.0)  # right after its second turn: no item comes to wake the consumer
+        yield "last"
+
+    async def main() -> list[tuple[float, bytes]]:
+        return await read(script.pump(produce()))
+
+    writes = run(main)
+    before_the_wait = b"".join(chunk for at, chunk in writes if at < 1.0)
+    assert before_the_wait.count(b"data: " + b"x" * 1000 + b"\n\n") == 2 * per_turn
 
 
 def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> None:
