@@ -441,13 +441,19 @@ def test_the_streamed_batch_document_is_get_batch_documents(read: Reader) -> Non
     assert json.loads(run(main)) == {"count": None, "results": [[1], {"a": 2}, "c"], "next": None}
 
 
+KB = "x" * 1000  # an item of about a kilobyte
+KB_EVENT = f"data: {KB}\n\n".encode()  # as the SSE renderer writes it
+#: KB items the pump makes when each takes TURN_SECONDS / 10: it reads the clock every 9 (TURN_BYTES), at
+#: 0.9 ms, then 1.8 ms, past TURN_SECONDS, and gives a turn.
+TURN_ITEMS = 2 * (TURN_BYTES // len(KB_EVENT) + 1)
+
+
 @pytest.mark.parametrize(
     ("seconds_per_item", "most_items_per_turn"),
     [
-        # Slow to make: the clock is read every 9 items of 1 KB (TURN_BYTES): 0.9 ms, then 1.8 ms, past TURN_SECONDS.
-        (TURN_SECONDS / 10, 2 * (TURN_BYTES // 1008 + 1)),
+        (TURN_SECONDS / 10, TURN_ITEMS),
         # Quick to make: no turn before the 64 KiB buffer is full, so no write smaller than it.
-        (0.0, 64 * 1024 // 1008 + 2),
+        (0.0, 64 * 1024 // len(KB_EVENT) + 2),
     ],
     ids=["slow-items", "quick-items"],
 )
@@ -463,7 +469,7 @@ def test_a_producer_that_never_waits_gives_the_loop_a_turn_once_it_has_run_turn_
         nonlocal made
         for _ in range(256):  # 256 KiB: four times the buffer, and never a wait
             made += 1
-            yield "x" * 1000
+            yield KB
 
     async def other_task() -> None:
         while True:
@@ -479,12 +485,12 @@ def test_a_producer_that_never_waits_gives_the_loop_a_turn_once_it_has_run_turn_
 
     writes = run(main)
     body = b"".join(chunk for _, chunk in writes)
-    assert body.count(b"data: " + b"x" * 1000 + b"\n\n") == 256
+    assert body.count(KB_EVENT) == 256
     per_turn = [b - a for a, b in pairwise(seen)]
     assert most_items_per_turn - 10 < max(per_turn) <= most_items_per_turn
     # A turn given is no write: one per 64 KiB buffer, as when no turn is given; the producer's own writes add
     # one per buffer (the item it makes after waiting for the buffer to drain); then the end.
-    assert len(writes) <= 2 * (256 * 1008 // (64 * 1024)) + 3
+    assert len(writes) <= 2 * (256 * len(KB_EVENT) // (64 * 1024)) + 3
 
 
 def test_what_a_producer_made_before_it_gave_a_turn_and_waited_is_written_before_its_wait_ends(
@@ -493,13 +499,12 @@ def test_what_a_producer_made_before_it_gave_a_turn_and_waited_is_written_before
     script = Script()
     made = 0
     monkeypatch.setattr(pump_module, "monotonic", lambda: made * TURN_SECONDS / 10)
-    per_turn = 2 * (TURN_BYTES // 1008 + 1)  # the pump gives a turn right after this many items
 
     async def produce() -> AsyncIterator[str]:
         nonlocal made
-        for _ in range(2 * per_turn):
+        for _ in range(2 * TURN_ITEMS):
             made += 1
-            yield "x" * 1000
+            yield KB
         await asyncio.sleep(1.0)  # right after its second turn: no item comes to wake the consumer
         yield "last"
 
@@ -508,7 +513,7 @@ def test_what_a_producer_made_before_it_gave_a_turn_and_waited_is_written_before
 
     writes = run(main)
     before_the_wait = b"".join(chunk for at, chunk in writes if at < 1.0)
-    assert before_the_wait.count(b"data: " + b"x" * 1000 + b"\n\n") == 2 * per_turn
+    assert before_the_wait.count(KB_EVENT) == 2 * TURN_ITEMS
 
 
 def test_a_document_that_does_not_hold_the_items_list_cannot_be_streamed() -> None:
